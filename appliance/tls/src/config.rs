@@ -1,0 +1,41 @@
+//! rustls configuration: the server side for the listener, and a verifier used to check
+//! that a server certificate chains to our CA and covers the wanted names.
+
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{RootCertStore, ServerConfig};
+
+/// ALPN protocols offered by the listener, most preferred first.
+const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// The ring provider, passed explicitly so no process-wide default is needed.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A server configuration presenting `cert` (signed by our CA) with `key`; TLS 1.2 and 1.3.
+pub(crate) fn server_config(
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+) -> Result<ServerConfig, rustls::Error> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)?;
+    config.alpn_protocols = ALPN.iter().map(|proto| proto.to_vec()).collect();
+    Ok(config)
+}
+
+/// A verifier that trusts only `ca`, as a device that installed our CA would.
+pub(crate) fn verifier_for(
+    ca: CertificateDer<'static>,
+) -> Result<Arc<WebPkiServerVerifier>, rustls::Error> {
+    let mut roots = RootCertStore::empty();
+    roots.add(ca)?;
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|err| rustls::Error::General(err.to_string()))
+}
