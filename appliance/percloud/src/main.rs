@@ -1,1 +1,143 @@
-fn main() {}
+//! `percloud`: the appliance's supervisor. This binary is the only place that reads argv, env
+//! and config files, sets up tracing, and wires the library crates together.
+
+mod admin;
+mod cli;
+mod config;
+mod control;
+mod data_dir;
+mod error;
+mod password;
+mod serve;
+mod workers;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use percloud_store::{Store, StoreOptions};
+
+use crate::admin::{Reply, Request};
+use crate::cli::{Cli, Command, UserCommand};
+use crate::config::Config;
+use crate::error::CliError;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(matches!(cli.command, Command::Serve(_)));
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("percloud: {error}");
+            ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
+fn init_tracing(daemon: bool) {
+    let default = if daemon { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PERCLOUD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let config = Config::load(cli.config.as_deref())?;
+    let data = cli.data.clone().unwrap_or_else(|| config.data.clone());
+    let store_options = StoreOptions {
+        retention: config.retention.into(),
+        ..StoreOptions::default()
+    };
+    match cli.command {
+        Command::Serve(args) => {
+            let hostname = args.hostname.unwrap_or_else(|| config.hostname.clone());
+            config::validate_hostname(&hostname).map_err(CliError::Usage)?;
+            let flags_given = !args.listen.is_empty() || !args.tls_listen.is_empty();
+            let (listen, tls_listen) = if flags_given {
+                (args.listen, args.tls_listen)
+            } else {
+                (config.listen.clone(), config.tls_listen.clone())
+            };
+            let settings = serve::ServeSettings {
+                data,
+                listen,
+                tls_listen,
+                hostname,
+                store: store_options,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("percloud")
+                .build()
+                .map_err(|source| CliError::Io {
+                    what: "starting the async runtime".into(),
+                    source,
+                })?;
+            runtime.block_on(serve::run(settings))
+        }
+        Command::User(command) => {
+            let request = user_request(command)?;
+            print_reply(&dispatch(&data, &store_options, request)?);
+            Ok(())
+        }
+        Command::Fsck { repair } => {
+            let reply = dispatch(&data, &store_options, Request::Fsck { repair })?;
+            print_reply(&reply);
+            match reply {
+                Reply::Fsck(summary) => {
+                    let unrepaired = summary.problems.iter().filter(|p| !p.repaired).count();
+                    if unrepaired > 0 {
+                        return Err(CliError::FsckProblems(unrepaired));
+                    }
+                    Ok(())
+                }
+                _ => Err(CliError::Internal("unexpected reply to fsck".into())),
+            }
+        }
+        Command::Gc => {
+            print_reply(&dispatch(&data, &store_options, Request::Gc)?);
+            Ok(())
+        }
+    }
+}
+
+fn user_request(command: UserCommand) -> Result<Request, CliError> {
+    Ok(match command {
+        UserCommand::Add { name, quota } => Request::UserAdd {
+            password_hash: password::read_new(&format!("Password for {name}"))?,
+            name,
+            quota,
+        },
+        UserCommand::Passwd { name } => Request::UserPasswd {
+            password_hash: password::read_new(&format!("New password for {name}"))?,
+            name,
+        },
+        UserCommand::List => Request::UserList,
+        UserCommand::Quota { name, quota } => Request::UserQuota {
+            name,
+            quota: quota.0,
+        },
+        UserCommand::Remove { name } => Request::UserRemove { name },
+    })
+}
+
+/// Runs an admin request through the daemon serving `data`, or on the store itself when no
+/// daemon is running.
+fn dispatch(data: &Path, options: &StoreOptions, request: Request) -> Result<Reply, CliError> {
+    match control::send(data, &request) {
+        Ok(reply) => Ok(reply),
+        Err(control::ControlError::NoDaemon(_)) => {
+            data_dir::prepare(data)?;
+            let store = Store::open(data, options.clone())?;
+            Ok(admin::execute(&store, request)?)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn print_reply(reply: &Reply) {
+    println!("{}", admin::render(reply));
+}

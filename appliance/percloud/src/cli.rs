@@ -1,0 +1,133 @@
+//! Command-line arguments.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// percloud: your own cloud for photos, videos and documents.
+#[derive(Debug, Parser)]
+#[command(name = "percloud", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Data folder (store, keys, config state). Default: the config file's `data`, else ./percloud-data
+    #[arg(long, global = true, env = "PERCLOUD_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// TOML configuration file. Default: /etc/percloud/config.toml when it exists
+    #[arg(long, global = true, env = "PERCLOUD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: serve files over HTTP(S) and WebDAV
+    Serve(ServeArgs),
+    /// Manage accounts
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Check every chunk, hash and reference of the store
+    Fsck {
+        /// Quarantine what is damaged (what is sound is never touched)
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Expire old versions and trash, then reclaim unreferenced space
+    Gc,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Plain HTTP listener (full service on loopback, redirect to HTTPS elsewhere); repeatable
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Vec<SocketAddr>,
+
+    /// HTTPS listener; repeatable
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub tls_listen: Vec<SocketAddr>,
+
+    /// Host name announced and put in the certificate (as NAME.local)
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account (the password is read from stdin when it is not a terminal)
+    Add {
+        name: String,
+        /// Storage quota, e.g. 500M, 20G, 1T; unlimited when absent
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        quota: Option<u64>,
+    },
+    /// List accounts with their usage
+    List,
+    /// Change an account's password (read like `add`)
+    Passwd { name: String },
+    /// Set or clear (`none`) an account's quota
+    Quota {
+        name: String,
+        #[arg(value_name = "SIZE|none", value_parser = parse_quota)]
+        quota: Quota,
+    },
+    /// Delete an account and all its files
+    Remove { name: String },
+}
+
+/// A quota argument: a size or `none`.
+#[derive(Debug, Clone, Copy)]
+pub struct Quota(pub Option<u64>);
+
+fn parse_quota(text: &str) -> Result<Quota, String> {
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(Quota(None));
+    }
+    parse_size(text).map(|bytes| Quota(Some(bytes)))
+}
+
+/// Parses `1234`, `500K`, `20M`, `3G`, `1T` (binary units).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 500M or 20G"))?;
+    let shift = match unit.trim().to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("unknown unit in {text:?}: use K, M, G or T")),
+    };
+    number
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sizes() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("500M"), Ok(500 << 20));
+        assert_eq!(parse_size("20GiB"), Ok(20 << 30));
+        assert_eq!(parse_size("1t"), Ok(1 << 40));
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("G").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

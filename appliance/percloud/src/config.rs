@@ -1,0 +1,200 @@
+//! The optional TOML configuration file. Strict: an unknown key is an error, so a typo never
+//! silently falls back to a default. Command-line flags override the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use percloud_store::Retention;
+use serde::Deserialize;
+
+/// Where the appliance keeps its configuration.
+pub const APPLIANCE_CONFIG: &str = "/etc/percloud/config.toml";
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Data folder.
+    #[serde(default = "default_data")]
+    pub data: PathBuf,
+    /// Plain HTTP listeners.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<SocketAddr>,
+    /// HTTPS listeners.
+    #[serde(default)]
+    pub tls_listen: Vec<SocketAddr>,
+    /// Host name, announced as `<hostname>.local`.
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    #[serde(default = "default_keep_versions")]
+    pub keep_versions: u32,
+    #[serde(default = "default_keep_days")]
+    pub keep_days: u32,
+    #[serde(default = "default_trash_days")]
+    pub trash_days: u32,
+}
+
+fn default_data() -> PathBuf {
+    PathBuf::from("percloud-data")
+}
+fn default_listen() -> Vec<SocketAddr> {
+    vec![SocketAddr::from(([127, 0, 0, 1], 8080))]
+}
+fn default_hostname() -> String {
+    "percloud".to_owned()
+}
+fn default_keep_versions() -> u32 {
+    Retention::default().keep_versions
+}
+fn default_keep_days() -> u32 {
+    Retention::default().keep_days
+}
+fn default_trash_days() -> u32 {
+    Retention::default().trash_days
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            keep_versions: default_keep_versions(),
+            keep_days: default_keep_days(),
+            trash_days: default_trash_days(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data: default_data(),
+            listen: default_listen(),
+            tls_listen: Vec::new(),
+            hostname: default_hostname(),
+            retention: RetentionConfig::default(),
+        }
+    }
+}
+
+impl From<RetentionConfig> for Retention {
+    fn from(r: RetentionConfig) -> Self {
+        Retention {
+            keep_versions: r.keep_versions,
+            keep_days: r.keep_days,
+            trash_days: r.trash_days,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Loads `explicit` if given (it must exist), else the appliance file if present, else defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let path = match explicit {
+            Some(path) => path.to_owned(),
+            None if Path::new(APPLIANCE_CONFIG).exists() => PathBuf::from(APPLIANCE_CONFIG),
+            None => return Ok(Config::default()),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Self::parse(&text, &path)
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.message().to_owned(),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        validate_hostname(&self.hostname)?;
+        if self.listen.is_empty() && self.tls_listen.is_empty() {
+            return Err("no listener: set `listen` or `tls_listen`".into());
+        }
+        Ok(())
+    }
+}
+
+/// A DNS label: 1–63 letters, digits and hyphens, not starting or ending with a hyphen.
+pub fn validate_hostname(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "hostname {name:?} must be 1-63 letters, digits or hyphens (no leading or trailing hyphen)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(parse("").expect("valid"), Config::default());
+    }
+
+    #[test]
+    fn reads_appliance_settings() {
+        let config = parse(
+            "data = \"/data\"\nlisten = [\"0.0.0.0:80\"]\ntls_listen = [\"0.0.0.0:443\"]\nhostname = \"box\"\n[retention]\nkeep_versions = 3\n",
+        )
+        .expect("valid");
+        assert_eq!(config.data, PathBuf::from("/data"));
+        assert_eq!(config.tls_listen.len(), 1);
+        assert_eq!(config.retention.keep_versions, 3);
+        assert_eq!(config.retention.keep_days, 30);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = parse("dta = \"/data\"\n").expect_err("typo must fail");
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        let err = parse("[retention]\nkeep = 1\n").expect_err("typo must fail");
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_errors() {
+        assert!(parse("hostname = \"-bad\"\n").is_err());
+        assert!(parse("hostname = \"a.b\"\n").is_err());
+        assert!(parse("listen = []\n").is_err());
+        assert!(parse("listen = [\"nonsense\"]\n").is_err());
+    }
+}

@@ -1,0 +1,163 @@
+//! `percloud serve`: open the store, make sure the box has its certificates, bind the
+//! listeners and run the workers until asked to stop.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use percloud_store::{Store, StoreOptions};
+use percloud_tls::{ServerIdentity, Tls};
+use percloud_web::{App, BoundListeners, ListenerKind, Server};
+
+use crate::error::CliError;
+use crate::workers::Workers;
+use crate::{control, data_dir};
+
+/// How often old versions and trash are expired and space reclaimed.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(3600);
+/// Workers get this long to finish when the daemon stops.
+const STOP_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Everything `serve` needs, after the config file and the flags were merged.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub data: PathBuf,
+    pub listen: Vec<SocketAddr>,
+    pub tls_listen: Vec<SocketAddr>,
+    pub hostname: String,
+    pub store: StoreOptions,
+}
+
+pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
+    data_dir::prepare(&settings.data)?;
+    let store = {
+        let (data, options) = (settings.data.clone(), settings.store.clone());
+        tokio::task::spawn_blocking(move || Store::open(&data, options))
+            .await
+            .map_err(|e| CliError::Internal(e.to_string()))??
+    };
+    let tls = Tls::load_or_create(&settings.data, &identity(&settings))?;
+    tracing::info!(
+        fingerprint = tls.server_fingerprint_sha256(),
+        "server certificate ready"
+    );
+
+    let listeners = BoundListeners::bind(&settings.listen, &settings.tls_listen).await?;
+    let bound = listeners.local_addrs();
+    warn_about_plain_network_listeners(&bound);
+    for (kind, addr) in &bound {
+        let scheme = match kind {
+            ListenerKind::Plain => "http",
+            ListenerKind::Tls => "https",
+        };
+        // A stable line on stdout for people and for tests that ask for port 0.
+        println!("listening on {scheme}://{addr}");
+    }
+    if store.users()?.is_empty() {
+        tracing::warn!("no accounts yet: create one with `percloud user add NAME`");
+    }
+
+    let https_port = bound
+        .iter()
+        .find(|(kind, _)| *kind == ListenerKind::Tls)
+        .map(|(_, addr)| addr.port());
+    let control = control::bind(&settings.data)?;
+    let mut workers = Workers::default();
+    let server = Server::new(App::new(store.clone(), https_port), Some(tls.server_config()));
+    workers.spawn("web", {
+        let token = workers.token();
+        async move {
+            if let Err(error) = server.run(listeners, token).await {
+                tracing::error!(%error, "web server stopped");
+            }
+        }
+    });
+    workers.spawn("control", control::serve(control, store.clone(), workers.token()));
+    workers.spawn("maintenance", maintenance(store.clone(), workers.token()));
+
+    let failure = workers.run_until(stop_signal(), STOP_DEADLINE).await;
+    let _ = std::fs::remove_file(control::socket_path(&settings.data));
+    match failure {
+        Some(reason) => Err(CliError::Internal(reason)),
+        None => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+    }
+}
+
+/// Names and addresses the server certificate must cover.
+fn identity(settings: &ServeSettings) -> ServerIdentity {
+    let mut identity = ServerIdentity::local_default(&settings.hostname);
+    let lan = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|iface| !iface.is_loopback())
+        .map(|iface| iface.ip());
+    let explicit = settings
+        .listen
+        .iter()
+        .chain(&settings.tls_listen)
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified());
+    for ip in lan.chain(explicit) {
+        if !identity.ips.contains(&ip) {
+            identity.ips.push(ip);
+        }
+    }
+    identity
+}
+
+fn warn_about_plain_network_listeners(bound: &[(ListenerKind, SocketAddr)]) {
+    let has_tls = bound.iter().any(|(kind, _)| *kind == ListenerKind::Tls);
+    for (kind, addr) in bound {
+        let loopback_only = matches!(addr.ip(), IpAddr::V4(ip) if ip == Ipv4Addr::LOCALHOST)
+            || addr.ip() == IpAddr::V6(Ipv6Addr::LOCALHOST);
+        if *kind == ListenerKind::Plain && !loopback_only {
+            tracing::info!(%addr, "plain HTTP from the network is redirected to HTTPS");
+            if !has_tls {
+                tracing::warn!(%addr, "plain listener on the network but no --tls-listen: network clients will be redirected to port 443");
+            }
+        }
+    }
+}
+
+/// Expires old versions and trash, then reclaims space, once an interval.
+async fn maintenance(store: Store, shutdown: tokio_util::sync::CancellationToken) {
+    let mut ticks = tokio::time::interval(MAINTENANCE_INTERVAL);
+    ticks.tick().await; // the first tick is immediate; start-up has enough to do
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let store = store.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let expired = store.expire(std::time::SystemTime::now())?;
+            let gc = store.gc()?;
+            Ok::<_, percloud_store::StoreError>((expired, gc))
+        })
+        .await;
+        match outcome {
+            Ok(Ok((expired, gc))) => tracing::info!(?expired, ?gc, "maintenance done"),
+            Ok(Err(error)) => tracing::error!(%error, "maintenance failed"),
+            Err(error) => tracing::error!(%error, "maintenance task failed"),
+        }
+    }
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(error) => {
+            tracing::error!(%error, "cannot watch SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: stopping"),
+    }
+}

@@ -1,0 +1,194 @@
+//! HTTP Basic authentication against the accounts in the store.
+//!
+//! Verifying an argon2id hash costs tens of milliseconds on a Raspberry Pi, and WebDAV clients
+//! send credentials with every request. A successful check is therefore remembered for a few
+//! minutes as a keyed BLAKE3 digest of the credentials (the key is random per process and never
+//! stored), tied to the stored hash so that a password change invalidates it at once.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use http::{HeaderMap, header};
+use percloud_accounts::{LoginThrottle, ThrottleConfig};
+use percloud_store::{Store, User};
+
+/// How long a verified credential is trusted without running argon2 again.
+const VERIFIED_TTL: Duration = Duration::from_secs(300);
+/// Bound on remembered credentials; the cache is cleared when it fills.
+const VERIFIED_CAP: usize = 1024;
+
+/// What authenticating a request found.
+#[derive(Debug)]
+pub enum AuthOutcome {
+    Authenticated(User),
+    /// No credentials were sent.
+    Missing,
+    /// Wrong name or password, or a malformed header.
+    Denied,
+    /// Too many recent failures from this address.
+    Throttled(Duration),
+}
+
+#[derive(Debug)]
+struct Verified {
+    digest: blake3::Hash,
+    password_hash: String,
+    expires: Instant,
+}
+
+/// Checks Basic credentials; shared by every connection.
+#[derive(Debug)]
+pub struct Authenticator {
+    store: Store,
+    throttle: LoginThrottle,
+    verified: Mutex<HashMap<String, Verified>>,
+    cache_key: [u8; 32],
+}
+
+impl Authenticator {
+    pub fn new(store: Store) -> Self {
+        Authenticator {
+            store,
+            throttle: LoginThrottle::new(ThrottleConfig::default()),
+            verified: Mutex::new(HashMap::new()),
+            cache_key: rand::random(),
+        }
+    }
+
+    /// Authenticates the request's `Authorization: Basic` header for a client at `client`.
+    pub async fn authenticate(&self, headers: &HeaderMap, client: IpAddr) -> AuthOutcome {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return AuthOutcome::Missing;
+        };
+        if let Err(wait) = self.throttle.check(client, Instant::now()) {
+            return AuthOutcome::Throttled(wait);
+        }
+        let Some((name, password)) = parse_basic(value.as_bytes()) else {
+            self.throttle.record_failure(client, Instant::now());
+            return AuthOutcome::Denied;
+        };
+        match self.verify(&name, &password).await {
+            Some(user) => {
+                self.throttle.record_success(client);
+                AuthOutcome::Authenticated(user)
+            }
+            None => {
+                self.throttle.record_failure(client, Instant::now());
+                AuthOutcome::Denied
+            }
+        }
+    }
+
+    async fn verify(&self, name: &str, password: &str) -> Option<User> {
+        let user = match self.store.user(name) {
+            Ok(user) => user,
+            Err(error) => {
+                tracing::error!(%error, "reading the user record failed");
+                return None;
+            }
+        };
+        let digest = self.digest(name, password);
+        if let Some(user) = &user
+            && self.recently_verified(user, &digest)
+        {
+            return Some(user.clone());
+        }
+        let password = password.to_owned();
+        let phc = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = tokio::task::spawn_blocking(move || match phc {
+            Some(phc) => percloud_accounts::verify_password(&password, &phc),
+            None => {
+                // Same cost as a real check, so timing does not reveal which names exist.
+                percloud_accounts::dummy_verify(&password);
+                false
+            }
+        })
+        .await
+        .unwrap_or(false);
+        let user = user.filter(|_| ok)?;
+        self.remember(&user, digest);
+        Some(user)
+    }
+
+    fn digest(&self, name: &str, password: &str) -> blake3::Hash {
+        let mut hasher = blake3::Hasher::new_keyed(&self.cache_key);
+        hasher.update(name.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(password.as_bytes());
+        hasher.finalize()
+    }
+
+    fn recently_verified(&self, user: &User, digest: &blake3::Hash) -> bool {
+        let Ok(verified) = self.verified.lock() else {
+            return false;
+        };
+        verified.get(&user.name).is_some_and(|v| {
+            // blake3::Hash compares in constant time.
+            v.digest == *digest
+                && v.password_hash == user.password_hash
+                && v.expires > Instant::now()
+        })
+    }
+
+    fn remember(&self, user: &User, digest: blake3::Hash) {
+        let Ok(mut verified) = self.verified.lock() else {
+            return;
+        };
+        if verified.len() >= VERIFIED_CAP {
+            verified.clear();
+        }
+        verified.insert(
+            user.name.clone(),
+            Verified {
+                digest,
+                password_hash: user.password_hash.clone(),
+                expires: Instant::now() + VERIFIED_TTL,
+            },
+        );
+    }
+}
+
+/// Parses `Basic <base64(name:password)>`; `None` when malformed.
+fn parse_basic(value: &[u8]) -> Option<(String, String)> {
+    let value = std::str::from_utf8(value).ok()?.trim();
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (name, password) = decoded.split_once(':')?;
+    Some((name.to_owned(), password.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_basic;
+
+    #[test]
+    fn parses_basic_credentials() {
+        // "alice:pa:ss" — the password may contain colons.
+        assert_eq!(
+            parse_basic(b"Basic YWxpY2U6cGE6c3M="),
+            Some(("alice".into(), "pa:ss".into()))
+        );
+        assert_eq!(
+            parse_basic(b"basic YWxpY2U6cGE6c3M="),
+            Some(("alice".into(), "pa:ss".into()))
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_credentials() {
+        assert_eq!(parse_basic(b"Bearer abc"), None);
+        assert_eq!(parse_basic(b"Basic !!!"), None);
+        assert_eq!(parse_basic(b"Basic bm9jb2xvbg=="), None); // "nocolon"
+        assert_eq!(parse_basic(b"Basic /w=="), None); // invalid UTF-8
+        assert_eq!(parse_basic(b"Basic"), None);
+    }
+}
