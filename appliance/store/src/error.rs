@@ -25,7 +25,11 @@ pub enum StoreError {
     #[error("{path} changed since the client last saw it")]
     PreconditionFailed { path: StorePath },
     #[error("quota of user {user} exceeded: {needed} bytes needed, {available} available")]
-    QuotaExceeded { user: String, needed: u64, available: u64 },
+    QuotaExceeded {
+        user: String,
+        needed: u64,
+        available: u64,
+    },
     #[error("no space left on the data disk while {op}")]
     StorageFull { op: &'static str },
     #[error("user {name} already exists")]
@@ -42,8 +46,14 @@ pub enum StoreError {
     InUse { dir: PathBuf },
     #[error("{what} is damaged: {detail}")]
     Corrupt { what: String, detail: String },
-    #[error("unsupported on-disk format version {found} in {what} (this build reads up to {supported})")]
-    UnsupportedFormat { what: &'static str, found: u8, supported: u8 },
+    #[error(
+        "unsupported on-disk format version {found} in {what} (this build reads up to {supported})"
+    )]
+    UnsupportedFormat {
+        what: &'static str,
+        found: u8,
+        supported: u8,
+    },
     #[error("I/O error while {op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -53,12 +63,15 @@ pub enum StoreError {
     },
     #[error("metadata database error while {op}: {detail}")]
     Database { op: &'static str, detail: String },
+    #[error("cannot {op} a user's root folder")]
+    RootNotAllowed { op: &'static str },
 }
 
 impl StoreError {
     /// Wraps an I/O error, turning "no space left" into [`StoreError::StorageFull`].
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        if source.raw_os_error() == Some(libc::ENOSPC) || source.raw_os_error() == Some(libc::EDQUOT)
+        if source.raw_os_error() == Some(libc::ENOSPC)
+            || source.raw_os_error() == Some(libc::EDQUOT)
         {
             return StoreError::StorageFull { op };
         }

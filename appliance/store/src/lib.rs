@@ -10,17 +10,37 @@
 //! may block on disk: async callers run them on a blocking thread.
 //! The on-disk format is described in `docs/storage-format.md`.
 
+mod backend;
+mod chunker;
 mod error;
+mod fsck;
+mod gc;
+mod inner;
 mod model;
+mod namespace;
+mod pack;
 mod path;
+mod props;
+mod reader;
+mod records;
+mod tables;
+mod trash;
+mod upload;
+mod users;
+mod versions;
 
+pub use backend::{LocalDisk, PackBackend, PackId};
 pub use error::{Result, StoreError};
 pub use model::*;
 pub use path::{MAX_DEPTH, MAX_NAME_BYTES, MAX_PATH_BYTES, PathError, StorePath};
+pub use users::{MAX_USER_NAME, validate_user_name};
 
 use std::io::{Read, Seek};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
+
+use inner::Inner;
 
 /// Tunables; [`StoreOptions::default`] is what the appliance uses.
 #[derive(Debug, Clone)]
@@ -41,71 +61,76 @@ impl Default for StoreOptions {
 
 /// A handle on an open data folder; cheap to clone and shareable between threads.
 #[derive(Debug, Clone)]
-pub struct Store {}
+pub struct Store {
+    inner: Arc<Inner>,
+}
 
 /// An upload in progress: bytes go to packs as they arrive; nothing is visible until
 /// [`Upload::commit`]. Dropping it without committing abandons it.
 #[derive(Debug)]
-pub struct Upload {}
+pub struct Upload {
+    state: upload::UploadState,
+}
 
 /// Reads one version of a file. Seeking jumps straight to the chunk that holds the offset.
 #[derive(Debug)]
-pub struct FileReader {}
+pub struct FileReader {
+    state: reader::ReaderState,
+}
 
 impl Store {
     /// Opens (creating if needed) the store in `dir`. Fails with [`StoreError::InUse`] when
     /// another process holds it.
     pub fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
-        let _ = (dir, options);
-        todo!()
+        Ok(Store {
+            inner: Arc::new(Inner::open(dir, options)?),
+        })
     }
 
     // --- users ---
 
     pub fn create_user(&self, name: &str, password_hash: &str, quota: Option<u64>) -> Result<User> {
-        let _ = (name, password_hash, quota);
-        todo!()
+        users::create(&self.inner, name, password_hash, quota)
     }
     pub fn user(&self, name: &str) -> Result<Option<User>> {
-        let _ = name;
-        todo!()
+        users::by_name(&self.inner, name)
     }
     pub fn users(&self) -> Result<Vec<User>> {
-        todo!()
+        users::all(&self.inner)
     }
     pub fn set_password_hash(&self, name: &str, password_hash: &str) -> Result<()> {
-        let _ = (name, password_hash);
-        todo!()
+        users::update(&self.inner, name, |u| {
+            u.password_hash = password_hash.to_owned()
+        })
     }
     pub fn set_quota(&self, name: &str, quota: Option<u64>) -> Result<()> {
-        let _ = (name, quota);
-        todo!()
+        users::update(&self.inner, name, |u| u.quota = quota)
     }
     /// Removes the account and its whole tree; its chunks become garbage for [`Store::gc`].
     pub fn remove_user(&self, name: &str) -> Result<()> {
-        let _ = name;
-        todo!()
+        users::remove(&self.inner, name)
     }
 
     // --- namespace ---
 
     pub fn stat(&self, user: UserId, path: &StorePath) -> Result<Entry> {
-        let _ = (user, path);
-        todo!()
+        namespace::stat(&self.inner, user, path)
     }
     /// The entries of a folder, sorted by name.
     pub fn list(&self, user: UserId, path: &StorePath) -> Result<Vec<Entry>> {
-        let _ = (user, path);
-        todo!()
+        namespace::list(&self.inner, user, path)
     }
     pub fn mkdir(&self, user: UserId, path: &StorePath) -> Result<Entry> {
-        let _ = (user, path);
-        todo!()
+        namespace::mkdir(&self.inner, user, path)
     }
     /// Moves a file or folder (with everything beneath it) to the trash.
-    pub fn delete(&self, user: UserId, path: &StorePath, precondition: &Precondition) -> Result<()> {
-        let _ = (user, path, precondition);
-        todo!()
+    pub fn delete(
+        &self,
+        user: UserId,
+        path: &StorePath,
+        precondition: &Precondition,
+    ) -> Result<()> {
+        namespace::delete(&self.inner, user, path, precondition)
     }
     /// Renames or moves; the node keeps its id. An existing destination is refused unless
     /// `overwrite`, in which case it goes to the trash.
@@ -116,8 +141,7 @@ impl Store {
         to: &StorePath,
         overwrite: bool,
     ) -> Result<TransferOutcome> {
-        let _ = (user, from, to, overwrite);
-        todo!()
+        namespace::rename(&self.inner, user, from, to, overwrite)
     }
     /// Copies a file (sharing its chunks) or a folder (with its contents when `recursive`);
     /// copies get new ids.
@@ -129,29 +153,27 @@ impl Store {
         overwrite: bool,
         recursive: bool,
     ) -> Result<TransferOutcome> {
-        let _ = (user, from, to, overwrite, recursive);
-        todo!()
+        namespace::copy(&self.inner, user, from, to, overwrite, recursive)
     }
 
     // --- content ---
 
     /// Starts an upload for `user`. `expected_len`, when known, lets quota be checked up front.
     pub fn begin_upload(&self, user: UserId, expected_len: Option<u64>) -> Result<Upload> {
-        let _ = (user, expected_len);
-        todo!()
+        Ok(Upload {
+            state: upload::UploadState::begin(self.inner.clone(), user, expected_len)?,
+        })
     }
     /// Opens the current version of a file.
     pub fn open_file(&self, user: UserId, path: &StorePath) -> Result<FileReader> {
-        let _ = (user, path);
-        todo!()
+        versions::open(&self.inner, user, path, None)
     }
 
     // --- versions and trash ---
 
     /// Every stored version, newest first (the current one first).
     pub fn versions(&self, user: UserId, path: &StorePath) -> Result<Vec<VersionInfo>> {
-        let _ = (user, path);
-        todo!()
+        versions::list(&self.inner, user, path)
     }
     pub fn open_version(
         &self,
@@ -159,8 +181,7 @@ impl Store {
         path: &StorePath,
         version: VersionId,
     ) -> Result<FileReader> {
-        let _ = (user, path, version);
-        todo!()
+        versions::open(&self.inner, user, path, Some(version))
     }
     /// Makes an old version current again (as a new version; nothing is lost).
     pub fn restore_version(
@@ -169,32 +190,26 @@ impl Store {
         path: &StorePath,
         version: VersionId,
     ) -> Result<Entry> {
-        let _ = (user, path, version);
-        todo!()
+        versions::restore(&self.inner, user, path, version)
     }
     pub fn trash(&self, user: UserId) -> Result<Vec<TrashEntry>> {
-        let _ = user;
-        todo!()
+        trash::list(&self.inner, user)
     }
     /// Puts a trashed item back where it was (under a new name if that place is taken).
     pub fn restore_from_trash(&self, user: UserId, id: TrashId) -> Result<Entry> {
-        let _ = (user, id);
-        todo!()
+        trash::restore(&self.inner, user, id)
     }
     pub fn purge_from_trash(&self, user: UserId, id: TrashId) -> Result<()> {
-        let _ = (user, id);
-        todo!()
+        trash::purge(&self.inner, user, id)
     }
     pub fn empty_trash(&self, user: UserId) -> Result<()> {
-        let _ = user;
-        todo!()
+        trash::empty(&self.inner, user)
     }
 
     // --- dead properties (WebDAV PROPPATCH) ---
 
     pub fn props(&self, user: UserId, path: &StorePath) -> Result<Vec<(PropName, Vec<u8>)>> {
-        let _ = (user, path);
-        todo!()
+        props::get(&self.inner, user, path)
     }
     /// Sets and removes properties in one transaction: all or nothing.
     pub fn patch_props(
@@ -204,40 +219,36 @@ impl Store {
         set: &[(PropName, Vec<u8>)],
         remove: &[PropName],
     ) -> Result<()> {
-        let _ = (user, path, set, remove);
-        todo!()
+        props::patch(&self.inner, user, path, set, remove)
     }
 
     // --- maintenance ---
 
     /// Drops versions and trash items past retention at `now`.
     pub fn expire(&self, now: SystemTime) -> Result<ExpireReport> {
-        let _ = now;
-        todo!()
+        gc::expire(&self.inner, now)
     }
     /// Deletes chunks nothing references and compacts packs; safe while serving.
     pub fn gc(&self) -> Result<GcReport> {
-        todo!()
+        gc::gc(&self.inner)
     }
     /// Reads every chunk, checks every hash and reference; with `repair`, quarantines what is
     /// damaged without touching what is sound.
     pub fn fsck(&self, repair: bool) -> Result<FsckReport> {
-        let _ = repair;
-        todo!()
+        fsck::fsck(&self.inner, repair)
     }
     pub fn stats(&self) -> Result<StoreStats> {
-        todo!()
+        gc::stats(&self.inner)
     }
 }
 
 impl Upload {
     /// Appends bytes; chunks are written to packs as soon as they are cut.
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
-        let _ = data;
-        todo!()
+        self.state.write(data)
     }
     pub fn len(&self) -> u64 {
-        todo!()
+        self.state.len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -245,17 +256,39 @@ impl Upload {
     /// Makes the bytes written so far the new content of `path`: fsyncs the data, then commits
     /// the metadata in one transaction. Only after this returns is the upload durable.
     pub fn commit(self, path: &StorePath, options: &CommitOptions) -> Result<CommitOutcome> {
-        let _ = (path, options);
-        todo!()
+        let mut state = self.state;
+        state.commit(path, options)
+    }
+}
+
+impl Store {
+    /// The data folder this store lives in.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The file of pack `id` (for tests and the admin tools).
+    pub fn pack_path(&self, id: PackId) -> PathBuf {
+        self.inner.dir.join("packs").join(format!("{id:016x}.pack"))
     }
 }
 
 impl FileReader {
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        entry: Entry,
+        chunks: Vec<records::ChunkRef>,
+    ) -> FileReader {
+        FileReader {
+            state: reader::ReaderState::new(inner, entry, chunks),
+        }
+    }
+
     pub fn entry(&self) -> &Entry {
-        todo!()
+        self.state.entry()
     }
     pub fn len(&self) -> u64 {
-        todo!()
+        self.state.len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -264,14 +297,12 @@ impl FileReader {
 
 impl Read for FileReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let _ = buf;
-        todo!()
+        self.state.read(buf)
     }
 }
 
 impl Seek for FileReader {
     fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
-        let _ = pos;
-        todo!()
+        self.state.seek(pos)
     }
 }

@@ -194,6 +194,9 @@ pub struct FsckReport {
     pub versions_checked: u64,
     pub nodes_checked: u64,
     pub problems: Vec<FsckProblem>,
+    /// Bytes in pack files no index entry points at (dead space, crash leftovers): not
+    /// damage, `gc` reclaims them.
+    pub reclaimable_bytes: u64,
 }
 
 impl FsckReport {

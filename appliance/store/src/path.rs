@@ -113,7 +113,10 @@ fn validate_name(name: &str) -> Result<(), PathError> {
     if name.len() > MAX_NAME_BYTES {
         return Err(PathError::NameTooLong);
     }
-    if name.chars().any(|c| c == '/' || c == '\\' || c.is_control()) {
+    if name
+        .chars()
+        .any(|c| c == '/' || c == '\\' || c.is_control())
+    {
         return Err(PathError::ForbiddenCharacter);
     }
     Ok(())
@@ -143,11 +146,23 @@ mod tests {
 
     #[test]
     fn refuses_hostile_names() {
-        assert_eq!(StorePath::parse("a/../b"), Err(PathError::DotName("..".into())));
-        assert_eq!(StorePath::parse("a/./b"), Err(PathError::DotName(".".into())));
+        assert_eq!(
+            StorePath::parse("a/../b"),
+            Err(PathError::DotName("..".into()))
+        );
+        assert_eq!(
+            StorePath::parse("a/./b"),
+            Err(PathError::DotName(".".into()))
+        );
         assert_eq!(StorePath::parse("a\0b"), Err(PathError::ForbiddenCharacter));
-        assert_eq!(StorePath::parse("a\\..\\b"), Err(PathError::ForbiddenCharacter));
-        assert_eq!(StorePath::parse(&"x".repeat(256)), Err(PathError::NameTooLong));
+        assert_eq!(
+            StorePath::parse("a\\..\\b"),
+            Err(PathError::ForbiddenCharacter)
+        );
+        assert_eq!(
+            StorePath::parse(&"x".repeat(256)),
+            Err(PathError::NameTooLong)
+        );
         let deep = vec!["d"; MAX_DEPTH + 1].join("/");
         assert_eq!(StorePath::parse(&deep), Err(PathError::TooDeep));
         let long = vec!["n".repeat(200); 30].join("/");

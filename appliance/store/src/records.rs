@@ -1,0 +1,222 @@
+//! The records stored as values in the metadata database.
+//!
+//! Every value is `[format version u8] ++ postcard(record)`. Decoding refuses a version this
+//! build does not know with [`StoreError::UnsupportedFormat`]; when a record changes shape, the
+//! version byte is bumped and the decoder keeps reading the old shape.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::{NodeId, Result, StoreError, TrashId, UserId, VersionId};
+
+/// The record format version this build writes (and the newest it reads).
+pub(crate) const RECORD_VERSION: u8 = 1;
+
+/// A BLAKE3 hash of a chunk's plaintext.
+pub(crate) type ChunkHash = [u8; 32];
+
+/// A type persisted as a versioned record.
+pub(crate) trait Record: Serialize + DeserializeOwned {
+    /// What the record is, for error messages.
+    const WHAT: &'static str;
+
+    fn encode(&self) -> Result<Vec<u8>> {
+        postcard::to_extend(self, vec![RECORD_VERSION]).map_err(|e| StoreError::Corrupt {
+            what: Self::WHAT.to_owned(),
+            detail: format!("cannot encode: {e}"),
+        })
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        let Some((&version, body)) = bytes.split_first() else {
+            return Err(StoreError::Corrupt {
+                what: Self::WHAT.to_owned(),
+                detail: "empty record".to_owned(),
+            });
+        };
+        if version != RECORD_VERSION {
+            return Err(StoreError::UnsupportedFormat {
+                what: Self::WHAT,
+                found: version,
+                supported: RECORD_VERSION,
+            });
+        }
+        postcard::from_bytes(body).map_err(|e| StoreError::Corrupt {
+            what: Self::WHAT.to_owned(),
+            detail: format!("cannot decode: {e}"),
+        })
+    }
+}
+
+/// A bare id or counter (children table values, meta counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct IdRec(pub u64);
+impl Record for IdRec {
+    const WHAT: &'static str = "id record";
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum NodeKind {
+    File,
+    Dir,
+}
+
+/// The current content of a file node, copied from its current version so listings need no
+/// second lookup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FileHead {
+    pub version: VersionId,
+    pub size: u64,
+    pub hash: [u8; 32],
+}
+
+/// A file or folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct NodeRec {
+    pub owner: UserId,
+    /// 0 for a user's root and for the top of a trashed subtree.
+    pub parent: NodeId,
+    pub name: String,
+    pub kind: NodeKind,
+    /// Nanoseconds since the Unix epoch.
+    pub created: u64,
+    pub mtime: u64,
+    /// Change sequence: set from the global counter whenever this node or anything beneath
+    /// it changes; folder ETags derive from it.
+    pub seq: u64,
+    /// Set on the top node of a trashed subtree.
+    pub trash: Option<TrashId>,
+    /// Files only.
+    pub file: Option<FileHead>,
+}
+impl Record for NodeRec {
+    const WHAT: &'static str = "node record";
+}
+
+/// A version of a file, without its chunk list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct VersionRec {
+    pub size: u64,
+    pub mtime: u64,
+    pub created: u64,
+    pub hash: [u8; 32],
+    pub chunk_count: u64,
+}
+impl Record for VersionRec {
+    const WHAT: &'static str = "version record";
+}
+
+/// One chunk of a version: its hash and plaintext length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ChunkRef {
+    pub hash: ChunkHash,
+    pub len: u32,
+}
+
+/// The chunk list of a version, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ChunkListRec(pub Vec<ChunkRef>);
+impl Record for ChunkListRec {
+    const WHAT: &'static str = "chunk list record";
+}
+
+/// Where a chunk lives and how many version chunk-list entries reference it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ChunkRec {
+    pub pack: u64,
+    /// Offset of the entry header in the pack.
+    pub offset: u64,
+    pub stored_len: u32,
+    pub plain_len: u32,
+    pub compression: u8,
+    pub refcount: u64,
+    /// Quarantined by fsck: the stored bytes are bad. A later upload of the same content
+    /// replaces the location and clears the flag.
+    pub damaged: bool,
+}
+impl Record for ChunkRec {
+    const WHAT: &'static str = "chunk record";
+}
+
+/// Bookkeeping of one pack file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PackRec {
+    /// Bytes of entries the chunk index points at (headers included).
+    pub live_bytes: u64,
+    pub live_entries: u64,
+}
+impl Record for PackRec {
+    const WHAT: &'static str = "pack record";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct UserRec {
+    pub name: String,
+    pub password_hash: String,
+    pub quota: Option<u64>,
+    pub used: u64,
+    pub root: NodeId,
+    pub created: u64,
+}
+impl Record for UserRec {
+    const WHAT: &'static str = "user record";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TrashRec {
+    pub node: NodeId,
+    /// Where it was, relative to the user's root, `/`-separated.
+    pub original_path: String,
+    pub deleted: u64,
+}
+impl Record for TrashRec {
+    const WHAT: &'static str = "trash record";
+}
+
+/// A dead property value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PropRec(pub Vec<u8>);
+impl Record for PropRec {
+    const WHAT: &'static str = "property record";
+}
+
+/// Why fsck quarantined a chunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct QuarantineRec {
+    pub pack: u64,
+    pub offset: u64,
+    pub detail: String,
+    pub when: u64,
+    /// Versions (node, version) that referenced the chunk when it was quarantined.
+    pub versions: Vec<(NodeId, VersionId)>,
+}
+impl Record for QuarantineRec {
+    const WHAT: &'static str = "quarantine record";
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn round_trip_and_version_check() {
+        let rec = PackRec {
+            live_bytes: 7,
+            live_entries: 1,
+        };
+        let bytes = rec.encode().unwrap();
+        assert_eq!(bytes[0], RECORD_VERSION);
+        assert_eq!(PackRec::decode(&bytes).unwrap(), rec);
+        let mut future = bytes.clone();
+        future[0] = 99;
+        assert!(matches!(
+            PackRec::decode(&future),
+            Err(StoreError::UnsupportedFormat { found: 99, .. })
+        ));
+        assert!(matches!(
+            PackRec::decode(&[]),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+}

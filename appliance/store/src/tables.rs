@@ -1,0 +1,284 @@
+//! The redb tables of `meta.redb`, typed accessors, and the error mapping from redb.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
+
+use crate::records::{ChunkHash, ChunkRec, IdRec, NodeKind, NodeRec, PackRec, Record, UserRec};
+use crate::{NodeId, Result, StoreError, UserId};
+
+pub(crate) type Bytes = &'static [u8];
+
+/// Counters, the store format version and the instance id.
+pub(crate) const META: TableDefinition<&str, Bytes> = TableDefinition::new("meta");
+/// Node id → [`NodeRec`].
+pub(crate) const NODES: TableDefinition<u64, Bytes> = TableDefinition::new("nodes");
+/// (parent node, name) → [`IdRec`] child.
+pub(crate) const CHILDREN: TableDefinition<(u64, &str), Bytes> = TableDefinition::new("children");
+/// (file node, version) → [`crate::records::VersionRec`].
+pub(crate) const VERSIONS: TableDefinition<(u64, u64), Bytes> = TableDefinition::new("versions");
+/// (file node, version) → [`crate::records::ChunkListRec`].
+pub(crate) const VERSION_CHUNKS: TableDefinition<(u64, u64), Bytes> =
+    TableDefinition::new("version_chunks");
+/// Chunk hash → [`ChunkRec`].
+pub(crate) const CHUNKS: TableDefinition<&[u8; 32], Bytes> = TableDefinition::new("chunks");
+/// Pack id → [`PackRec`].
+pub(crate) const PACKS: TableDefinition<u64, Bytes> = TableDefinition::new("packs");
+/// User id → [`UserRec`].
+pub(crate) const USERS: TableDefinition<u64, Bytes> = TableDefinition::new("users");
+/// User name → [`IdRec`] user id.
+pub(crate) const USER_NAMES: TableDefinition<&str, Bytes> = TableDefinition::new("user_names");
+/// (user, trash id) → [`crate::records::TrashRec`].
+pub(crate) const TRASH: TableDefinition<(u64, u64), Bytes> = TableDefinition::new("trash");
+/// (node, namespace, name) → [`crate::records::PropRec`].
+pub(crate) const PROPS: TableDefinition<(u64, &str, &str), Bytes> = TableDefinition::new("props");
+/// Chunk hash → [`crate::records::QuarantineRec`].
+pub(crate) const QUARANTINE: TableDefinition<&[u8; 32], Bytes> = TableDefinition::new("quarantine");
+
+/// Meta keys.
+pub(crate) const META_FORMAT: &str = "format";
+pub(crate) const META_INSTANCE: &str = "instance_id";
+pub(crate) const NEXT_NODE: &str = "next_node";
+pub(crate) const NEXT_USER: &str = "next_user";
+pub(crate) const NEXT_VERSION: &str = "next_version";
+pub(crate) const NEXT_TRASH: &str = "next_trash";
+pub(crate) const NEXT_PACK: &str = "next_pack";
+pub(crate) const CHANGE_SEQ: &str = "change_seq";
+
+/// The layout version of the whole database (tables and their key types).
+pub(crate) const STORE_FORMAT: u64 = 1;
+
+/// Maps any redb error to [`StoreError`], naming the step.
+pub(crate) trait DbResult<T> {
+    fn db(self, op: &'static str) -> Result<T>;
+}
+
+impl<T, E: Into<redb::Error>> DbResult<T> for std::result::Result<T, E> {
+    fn db(self, op: &'static str) -> Result<T> {
+        self.map_err(|e| match e.into() {
+            redb::Error::Io(source) => StoreError::io(op, "meta.redb", source),
+            redb::Error::DatabaseAlreadyOpen => StoreError::Database {
+                op,
+                detail: "database already open".to_owned(),
+            },
+            other => StoreError::Database {
+                op,
+                detail: other.to_string(),
+            },
+        })
+    }
+}
+
+/// Nanoseconds since the Unix epoch (0 for earlier times).
+pub(crate) fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+pub(crate) fn time(nanos: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(nanos)
+}
+
+pub(crate) fn now() -> u64 {
+    nanos(SystemTime::now())
+}
+
+pub(crate) fn get_rec<R: Record, K: redb::Key + 'static>(
+    table: &impl ReadableTable<K, Bytes>,
+    key: K::SelfType<'_>,
+    op: &'static str,
+) -> Result<Option<R>> {
+    match table.get(key).db(op)? {
+        Some(guard) => Ok(Some(R::decode(guard.value())?)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn get_node(
+    nodes: &impl ReadableTable<u64, Bytes>,
+    id: NodeId,
+) -> Result<Option<NodeRec>> {
+    get_rec::<NodeRec, u64>(nodes, id, "reading a node")
+}
+
+pub(crate) fn need_node(nodes: &impl ReadableTable<u64, Bytes>, id: NodeId) -> Result<NodeRec> {
+    get_node(nodes, id)?.ok_or_else(|| StoreError::Corrupt {
+        what: format!("node {id}"),
+        detail: "referenced but missing".to_owned(),
+    })
+}
+
+pub(crate) fn get_child(
+    children: &impl ReadableTable<(u64, &'static str), Bytes>,
+    parent: NodeId,
+    name: &str,
+) -> Result<Option<NodeId>> {
+    Ok(
+        get_rec::<IdRec, (u64, &str)>(children, (parent, name), "reading a folder entry")?
+            .map(|r| r.0),
+    )
+}
+
+pub(crate) fn get_user(
+    users: &impl ReadableTable<u64, Bytes>,
+    id: UserId,
+) -> Result<Option<UserRec>> {
+    get_rec::<UserRec, u64>(users, id, "reading a user")
+}
+
+pub(crate) fn need_user(users: &impl ReadableTable<u64, Bytes>, id: UserId) -> Result<UserRec> {
+    get_user(users, id)?.ok_or_else(|| StoreError::UnknownUser {
+        name: format!("#{id}"),
+    })
+}
+
+/// Every table, opened for writing in one transaction.
+pub(crate) struct WriteTables<'t> {
+    pub meta: Table<'t, &'static str, Bytes>,
+    pub nodes: Table<'t, u64, Bytes>,
+    pub children: Table<'t, (u64, &'static str), Bytes>,
+    pub versions: Table<'t, (u64, u64), Bytes>,
+    pub version_chunks: Table<'t, (u64, u64), Bytes>,
+    pub chunks: Table<'t, &'static [u8; 32], Bytes>,
+    pub packs: Table<'t, u64, Bytes>,
+    pub users: Table<'t, u64, Bytes>,
+    pub user_names: Table<'t, &'static str, Bytes>,
+    pub trash: Table<'t, (u64, u64), Bytes>,
+    pub props: Table<'t, (u64, &'static str, &'static str), Bytes>,
+    pub quarantine: Table<'t, &'static [u8; 32], Bytes>,
+    /// The change sequence allocated for this transaction, once needed.
+    seq: Option<u64>,
+}
+
+impl<'t> WriteTables<'t> {
+    pub fn open(txn: &'t WriteTransaction) -> Result<Self> {
+        const OP: &str = "opening tables";
+        Ok(WriteTables {
+            meta: txn.open_table(META).db(OP)?,
+            nodes: txn.open_table(NODES).db(OP)?,
+            children: txn.open_table(CHILDREN).db(OP)?,
+            versions: txn.open_table(VERSIONS).db(OP)?,
+            version_chunks: txn.open_table(VERSION_CHUNKS).db(OP)?,
+            chunks: txn.open_table(CHUNKS).db(OP)?,
+            packs: txn.open_table(PACKS).db(OP)?,
+            users: txn.open_table(USERS).db(OP)?,
+            user_names: txn.open_table(USER_NAMES).db(OP)?,
+            trash: txn.open_table(TRASH).db(OP)?,
+            props: txn.open_table(PROPS).db(OP)?,
+            quarantine: txn.open_table(QUARANTINE).db(OP)?,
+            seq: None,
+        })
+    }
+
+    /// Allocates the next value of a meta counter (counters start at 1).
+    pub fn next_id(&mut self, key: &str) -> Result<u64> {
+        let current = get_rec::<IdRec, &str>(&self.meta, key, "reading a counter")?
+            .map(|r| r.0)
+            .unwrap_or(1);
+        self.meta
+            .insert(key, IdRec(current + 1).encode()?.as_slice())
+            .db("writing a counter")?;
+        Ok(current)
+    }
+
+    /// The change sequence of this transaction (one per transaction).
+    pub fn seq(&mut self) -> Result<u64> {
+        if let Some(seq) = self.seq {
+            return Ok(seq);
+        }
+        let seq = self.next_id(CHANGE_SEQ)?;
+        self.seq = Some(seq);
+        Ok(seq)
+    }
+
+    pub fn put_node(&mut self, id: NodeId, node: &NodeRec) -> Result<()> {
+        self.nodes
+            .insert(id, node.encode()?.as_slice())
+            .db("writing a node")?;
+        Ok(())
+    }
+
+    pub fn put_child(&mut self, parent: NodeId, name: &str, child: NodeId) -> Result<()> {
+        self.children
+            .insert((parent, name), IdRec(child).encode()?.as_slice())
+            .db("writing a folder entry")?;
+        Ok(())
+    }
+
+    pub fn put_user(&mut self, id: UserId, user: &UserRec) -> Result<()> {
+        self.users
+            .insert(id, user.encode()?.as_slice())
+            .db("writing a user")?;
+        Ok(())
+    }
+
+    pub fn get_chunk(&self, hash: &ChunkHash) -> Result<Option<ChunkRec>> {
+        get_rec::<ChunkRec, &[u8; 32]>(&self.chunks, hash, "reading the chunk index")
+    }
+
+    pub fn put_chunk(&mut self, hash: &ChunkHash, rec: &ChunkRec) -> Result<()> {
+        self.chunks
+            .insert(hash, rec.encode()?.as_slice())
+            .db("writing the chunk index")?;
+        Ok(())
+    }
+
+    /// Adds (or subtracts) live bytes and entries to a pack's record.
+    pub fn pack_live(&mut self, pack: u64, bytes: i64, entries: i64) -> Result<()> {
+        let mut rec = get_rec::<PackRec, u64>(&self.packs, pack, "reading a pack record")?
+            .unwrap_or_default();
+        rec.live_bytes = rec.live_bytes.saturating_add_signed(bytes);
+        rec.live_entries = rec.live_entries.saturating_add_signed(entries);
+        self.packs
+            .insert(pack, rec.encode()?.as_slice())
+            .db("writing a pack record")?;
+        Ok(())
+    }
+
+    /// Sets a node's change sequence, and every ancestor's up to the root, to this
+    /// transaction's sequence; folders also take `now` as their mtime.
+    pub fn touch(&mut self, mut id: NodeId, now: u64) -> Result<()> {
+        let seq = self.seq()?;
+        while id != 0 {
+            let Some(mut node) = get_node(&self.nodes, id)? else {
+                break;
+            };
+            node.seq = seq;
+            if node.kind == NodeKind::Dir {
+                node.mtime = now;
+            }
+            self.put_node(id, &node)?;
+            id = node.parent;
+        }
+        Ok(())
+    }
+}
+
+/// The tables read by most operations, opened in one read transaction.
+pub(crate) struct ReadTables {
+    pub nodes: redb::ReadOnlyTable<u64, Bytes>,
+    pub children: redb::ReadOnlyTable<(u64, &'static str), Bytes>,
+    pub versions: redb::ReadOnlyTable<(u64, u64), Bytes>,
+    pub version_chunks: redb::ReadOnlyTable<(u64, u64), Bytes>,
+    pub users: redb::ReadOnlyTable<u64, Bytes>,
+    pub user_names: redb::ReadOnlyTable<&'static str, Bytes>,
+    pub trash: redb::ReadOnlyTable<(u64, u64), Bytes>,
+    pub props: redb::ReadOnlyTable<(u64, &'static str, &'static str), Bytes>,
+}
+
+impl ReadTables {
+    pub fn open(txn: &redb::ReadTransaction) -> Result<Self> {
+        const OP: &str = "opening tables";
+        Ok(ReadTables {
+            nodes: txn.open_table(NODES).db(OP)?,
+            children: txn.open_table(CHILDREN).db(OP)?,
+            versions: txn.open_table(VERSIONS).db(OP)?,
+            version_chunks: txn.open_table(VERSION_CHUNKS).db(OP)?,
+            users: txn.open_table(USERS).db(OP)?,
+            user_names: txn.open_table(USER_NAMES).db(OP)?,
+            trash: txn.open_table(TRASH).db(OP)?,
+            props: txn.open_table(PROPS).db(OP)?,
+        })
+    }
+}

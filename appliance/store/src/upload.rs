@@ -1,0 +1,302 @@
+//! The write path: streaming chunking, dedup against the index, compression, pack appends,
+//! and the one metadata transaction that makes an upload visible.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::backend::PackId;
+use crate::chunker::Chunker;
+use crate::inner::{Inner, lock};
+use crate::namespace::{self, check_precondition, entry};
+use crate::pack::{self, EntryHeader};
+use crate::records::{ChunkHash, ChunkRec, ChunkRef, FileHead, NodeKind, NodeRec, VersionRec};
+use crate::tables::{self, DbResult, WriteTables, get_child, need_user};
+use crate::versions;
+use crate::{CommitOptions, CommitOutcome, Result, StoreError, StorePath, UserId};
+
+/// Where this upload put a chunk it wrote itself.
+#[derive(Debug, Clone, Copy)]
+struct Written {
+    pack: PackId,
+    offset: u64,
+    header: EntryHeader,
+}
+
+/// The state of one upload; [`crate::Upload`] wraps it.
+pub(crate) struct UploadState {
+    inner: Arc<Inner>,
+    user: UserId,
+    len: u64,
+    chunker: Chunker,
+    file_hash: blake3::Hasher,
+    chunks: Vec<ChunkRef>,
+    /// Chunks this upload appended to packs (not yet in the index).
+    written: HashMap<ChunkHash, Written>,
+    /// Chunks found in the index and pinned against GC until commit or drop.
+    deduped: BTreeSet<ChunkHash>,
+    /// Packs this upload appended to, pinned against compaction.
+    packs: BTreeSet<PackId>,
+    compressor: zstd::bulk::Compressor<'static>,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for UploadState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("user", &self.user)
+            .field("len", &self.len)
+            .field("chunks", &self.chunks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UploadState {
+    pub fn begin(inner: Arc<Inner>, user: UserId, expected_len: Option<u64>) -> Result<Self> {
+        let account = inner.read("starting an upload", |t| need_user(&t.users, user))?;
+        if let (Some(quota), Some(len)) = (account.quota, expected_len) {
+            let available = quota.saturating_sub(account.used);
+            if len > available {
+                return Err(StoreError::QuotaExceeded {
+                    user: account.name,
+                    needed: len,
+                    available,
+                });
+            }
+        }
+        let compressor = zstd::bulk::Compressor::new(pack::ZSTD_LEVEL)
+            .map_err(|e| StoreError::io("creating a compressor", inner.dir.clone(), e))?;
+        Ok(UploadState {
+            inner,
+            user,
+            len: 0,
+            chunker: Chunker::default(),
+            file_hash: blake3::Hasher::new(),
+            chunks: Vec::new(),
+            written: HashMap::new(),
+            deduped: BTreeSet::new(),
+            packs: BTreeSet::new(),
+            compressor,
+            scratch: Vec::new(),
+        })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        self.file_hash.update(data);
+        self.len += data.len() as u64;
+        let mut chunker = std::mem::take(&mut self.chunker);
+        let result = chunker.push(data, &mut |c| self.store_chunk(c));
+        self.chunker = chunker;
+        result
+    }
+
+    /// Records a complete chunk: deduplicated against the index when possible, otherwise
+    /// compressed and appended to the active pack.
+    fn store_chunk(&mut self, plain: &[u8]) -> Result<()> {
+        let hash = *blake3::hash(plain).as_bytes();
+        self.chunks.push(ChunkRef {
+            hash,
+            len: plain.len() as u32,
+        });
+        if self.written.contains_key(&hash) || self.deduped.contains(&hash) {
+            return Ok(());
+        }
+        {
+            // Pin first, then look: GC holds this lock from its scan through its commit, so
+            // a chunk seen here cannot be deleted before this upload commits.
+            let mut pins = lock(&self.inner.pins);
+            pins.pin_chunk(hash);
+            match self.inner.chunk_rec(&hash) {
+                Ok(Some(rec)) if !rec.damaged => {
+                    self.deduped.insert(hash);
+                    return Ok(());
+                }
+                Ok(_) => pins.unpin_chunk(&hash),
+                Err(e) => {
+                    pins.unpin_chunk(&hash);
+                    return Err(e);
+                }
+            }
+        }
+        let (compression, stored) =
+            pack::encode_chunk(&mut self.compressor, plain, &mut self.scratch);
+        let header = EntryHeader {
+            compression,
+            plain_len: plain.len() as u32,
+            stored_len: stored.len() as u32,
+            hash,
+        };
+        let (pack, offset) = self.inner.append_entry(&header, stored, &mut self.packs)?;
+        self.written.insert(
+            hash,
+            Written {
+                pack,
+                offset,
+                header,
+            },
+        );
+        Ok(())
+    }
+
+    pub fn commit(&mut self, path: &StorePath, options: &CommitOptions) -> Result<CommitOutcome> {
+        let mut chunker = std::mem::take(&mut self.chunker);
+        chunker.finish(&mut |c| self.store_chunk(c))?;
+        let content_hash = *self.file_hash.finalize().as_bytes();
+        // Data first: once this returns, every byte the new version needs is durable.
+        self.inner.sync_packs(&self.packs)?;
+        let inner = self.inner.clone();
+        inner.write("committing an upload", |t| {
+            self.commit_txn(t, path, options, content_hash)
+        })
+    }
+
+    fn commit_txn(
+        &self,
+        t: &mut WriteTables<'_>,
+        path: &StorePath,
+        options: &CommitOptions,
+        content_hash: [u8; 32],
+    ) -> Result<CommitOutcome> {
+        let now = tables::now();
+        let mut account = need_user(&t.users, self.user)?;
+        let (parent, name) =
+            namespace::parent_dir(&t.nodes, &t.children, account.root, path, "write to")?;
+        let existing = match get_child(&t.children, parent, name)? {
+            Some(id) => Some((id, tables::need_node(&t.nodes, id)?)),
+            None => None,
+        };
+        if let Some((_, node)) = &existing
+            && node.kind == NodeKind::Dir
+        {
+            return Err(StoreError::IsADirectory { path: path.clone() });
+        }
+        let existing_entry = existing.as_ref().map(|(id, n)| entry(*id, n));
+        check_precondition(path, existing_entry.as_ref(), &options.precondition)?;
+        let old_size = existing_entry.as_ref().map_or(0, |e| e.size);
+        if let Some(quota) = account.quota {
+            let others = account.used.saturating_sub(old_size);
+            if others + self.len > quota {
+                return Err(StoreError::QuotaExceeded {
+                    user: account.name,
+                    needed: self.len,
+                    available: quota.saturating_sub(others),
+                });
+            }
+        }
+        self.index_chunks(t)?;
+
+        let version = t.next_id(tables::NEXT_VERSION)?;
+        let mtime = options.mtime.map_or(now, tables::nanos);
+        let rec = VersionRec {
+            size: self.len,
+            mtime,
+            created: now,
+            hash: content_hash,
+            chunk_count: self.chunks.len() as u64,
+        };
+        let head = FileHead {
+            version,
+            size: self.len,
+            hash: content_hash,
+        };
+        let (id, node) = match existing {
+            Some((id, mut node)) => {
+                node.mtime = mtime;
+                node.file = Some(head);
+                (id, node)
+            }
+            None => {
+                let id = t.next_id(tables::NEXT_NODE)?;
+                let node = NodeRec {
+                    owner: self.user,
+                    parent,
+                    name: name.to_owned(),
+                    kind: NodeKind::File,
+                    created: now,
+                    mtime,
+                    seq: 0,
+                    trash: None,
+                    file: Some(head),
+                };
+                t.put_child(parent, name, id)?;
+                (id, node)
+            }
+        };
+        versions::insert(t, id, version, &rec, &self.chunks)?;
+        t.put_node(id, &node)?;
+        t.touch(id, now)?;
+        account.used = account.used.saturating_sub(old_size) + self.len;
+        t.put_user(self.user, &account)?;
+        versions::prune_by_count(t, id, version, &self.inner.options.retention)?;
+        Ok(CommitOutcome {
+            entry: entry(id, &node),
+            created: existing_entry.is_none(),
+        })
+    }
+
+    /// Adds this upload's chunk references to the index, inserting the chunks it wrote itself
+    /// unless someone else indexed the same content meanwhile (then our copy is dead space).
+    fn index_chunks(&self, t: &mut WriteTables<'_>) -> Result<()> {
+        let mut counts: HashMap<ChunkHash, u64> = HashMap::new();
+        for c in &self.chunks {
+            *counts.entry(c.hash).or_default() += 1;
+        }
+        for (hash, n) in counts {
+            let existing = t.get_chunk(&hash)?;
+            let ours = self.written.get(&hash);
+            let rec = match (existing, ours) {
+                (Some(mut rec), Some(w)) if rec.damaged => {
+                    // Healing a quarantined chunk with fresh bytes.
+                    rec.pack = w.pack;
+                    rec.offset = w.offset;
+                    rec.stored_len = w.header.stored_len;
+                    rec.compression = w.header.compression;
+                    rec.damaged = false;
+                    rec.refcount += n;
+                    t.pack_live(w.pack, w.header.entry_len() as i64, 1)?;
+                    t.quarantine.remove(&hash).db("clearing quarantine")?;
+                    rec
+                }
+                (Some(mut rec), _) => {
+                    rec.refcount += n;
+                    rec
+                }
+                (None, Some(w)) => {
+                    t.pack_live(w.pack, w.header.entry_len() as i64, 1)?;
+                    ChunkRec {
+                        pack: w.pack,
+                        offset: w.offset,
+                        stored_len: w.header.stored_len,
+                        plain_len: w.header.plain_len,
+                        compression: w.header.compression,
+                        refcount: n,
+                        damaged: false,
+                    }
+                }
+                (None, None) => {
+                    return Err(StoreError::Corrupt {
+                        what: format!("chunk {}", pack::hex(&hash)),
+                        detail: "vanished from the index while pinned".to_owned(),
+                    });
+                }
+            };
+            t.put_chunk(&hash, &rec)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for UploadState {
+    fn drop(&mut self) {
+        let mut pins = lock(&self.inner.pins);
+        for hash in &self.deduped {
+            pins.unpin_chunk(hash);
+        }
+        for &pack in &self.packs {
+            pins.unpin_pack(pack);
+        }
+    }
+}
