@@ -1,0 +1,202 @@
+//! GET and HEAD: files streamed from the store with ranges and conditional requests; folders
+//! as a minimal HTML listing.
+
+use std::io::{Read, Seek, SeekFrom};
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use percloud_store::{Entry, FileReader, StoreError};
+use tokio::sync::mpsc;
+
+use crate::body::{ChannelBody, DavBody, empty_body, full_body};
+use crate::conditional::{self, Verdict};
+use crate::dates::rfc1123;
+use crate::handler::{DavHandler, Req};
+use crate::props::content_type;
+use crate::range::{self, RangeRequest};
+use crate::status::DavError;
+use crate::xml::escape_text;
+
+/// Bytes per chunk sent to the client.
+const CHUNK: usize = 64 * 1024;
+/// Chunks buffered between the reading thread and the connection.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+enum Target {
+    File(Box<FileReader>),
+    Dir(Entry, Vec<Entry>),
+}
+
+impl DavHandler {
+    pub(crate) async fn get(&self, req: Req, head: bool) -> Result<Response<DavBody>, DavError> {
+        let (user, path) = (req.user, req.path.clone());
+        let target = self
+            .blocking(move |inner| {
+                let entry = inner.store.stat(user, &path)?;
+                if entry.is_dir() {
+                    let children = inner.store.list(user, &path)?;
+                    return Ok(Target::Dir(entry, children));
+                }
+                match inner.store.open_file(user, &path) {
+                    Ok(reader) => Ok(Target::File(Box::new(reader))),
+                    Err(StoreError::IsADirectory { .. }) => {
+                        let children = inner.store.list(user, &path)?;
+                        Ok(Target::Dir(entry, children))
+                    }
+                    Err(err) => Err(err.into()),
+                }
+            })
+            .await?;
+        match target {
+            Target::Dir(entry, children) => Ok(self.listing(&req, &entry, &children, head)),
+            Target::File(reader) => serve_file(&req, *reader, head),
+        }
+    }
+
+    fn listing(&self, req: &Req, dir: &Entry, children: &[Entry], head: bool) -> Response<DavBody> {
+        if let Some(response) = not_modified(req, dir) {
+            return response;
+        }
+        let title = escape_text(&req.path.to_string());
+        let mut html = format!(
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+             <body><h1>{title}</h1><ul>\n"
+        );
+        if !req.path.is_root() {
+            html.push_str("<li><a href=\"../\">../</a></li>\n");
+        }
+        for child in children {
+            let Ok(path) = req.path.join(&child.name) else {
+                continue;
+            };
+            let href =
+                escape_text(&self.inner.mount.href(&path, child.is_dir())).replace('"', "&quot;");
+            let slash = if child.is_dir() { "/" } else { "" };
+            html.push_str(&format!(
+                "<li><a href=\"{href}\">{}{slash}</a></li>\n",
+                escape_text(&child.name)
+            ));
+        }
+        html.push_str("</ul></body></html>\n");
+        let len = html.len();
+        let mut response = Response::new(if head { empty_body() } else { full_body(html) });
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        validators(headers, dir);
+        response
+    }
+}
+
+/// 304 or 412 when the preconditions say so.
+fn not_modified(req: &Req, entry: &Entry) -> Option<Response<DavBody>> {
+    let status = match conditional::evaluate(&req.headers, true, Some(entry)) {
+        Verdict::Proceed => return None,
+        Verdict::NotModified => StatusCode::NOT_MODIFIED,
+        Verdict::Failed => StatusCode::PRECONDITION_FAILED,
+    };
+    let mut response = Response::new(empty_body());
+    *response.status_mut() = status;
+    validators(response.headers_mut(), entry);
+    Some(response)
+}
+
+fn validators(headers: &mut http::HeaderMap, entry: &Entry) {
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", entry.etag)) {
+        headers.insert(header::ETAG, etag);
+    }
+    if let Ok(date) = HeaderValue::from_str(&rfc1123(entry.mtime)) {
+        headers.insert(header::LAST_MODIFIED, date);
+    }
+}
+
+fn serve_file(req: &Req, reader: FileReader, head: bool) -> Result<Response<DavBody>, DavError> {
+    let entry = reader.entry().clone();
+    if let Some(response) = not_modified(req, &entry) {
+        return Ok(response);
+    }
+    let len = reader.len();
+    let range_header = req.headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let wanted = if range_header.is_some() && conditional::if_range_allows(&req.headers, &entry) {
+        range::parse(range_header, len)
+    } else {
+        RangeRequest::Full
+    };
+    let mut response = Response::new(empty_body());
+    let headers = response.headers_mut();
+    validators(headers, &entry);
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(&entry.name)),
+    );
+    let (start, count) = match wanted {
+        RangeRequest::Full => (0, len),
+        RangeRequest::Partial { start, end } => {
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            (start, end - start + 1)
+        }
+        RangeRequest::Unsatisfiable => {
+            *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
+            return Ok(response);
+        }
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    if !head && count > 0 {
+        *response.body_mut() = stream(reader, start, count);
+    }
+    Ok(response)
+}
+
+/// Streams `count` bytes from `start` on a blocking thread through a bounded channel; a client
+/// that goes away closes the channel and stops the reader.
+fn stream(mut reader: FileReader, start: u64, count: u64) -> DavBody {
+    let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        if start > 0
+            && let Err(err) = reader.seek(SeekFrom::Start(start))
+        {
+            tracing::error!(error = %err, "seeking in stored file failed");
+            let _ = tx.blocking_send(Err(err));
+            return;
+        }
+        let mut remaining = count;
+        let mut buf = vec![0u8; CHUNK];
+        while remaining > 0 {
+            let want = usize::try_from(remaining).unwrap_or(CHUNK).min(CHUNK);
+            let chunk = match reader.read(&mut buf[..want]) {
+                Ok(0) => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "stored file shorter than its length",
+                )),
+                Ok(n) => Ok(Bytes::copy_from_slice(&buf[..n])),
+                Err(err) => Err(err),
+            };
+            let failed = chunk.is_err();
+            if let Err(err) = &chunk {
+                tracing::error!(error = %err, "reading stored file failed");
+            }
+            let sent = chunk.as_ref().map_or(0, |c| c.len() as u64);
+            if tx.blocking_send(chunk).is_err() || failed {
+                return;
+            }
+            remaining -= sent;
+        }
+    });
+    ChannelBody::new(rx).boxed_unsync()
+}

@@ -1,0 +1,213 @@
+//! PROPFIND (RFC 4918 §9.1): depth 0 and 1; depth infinity is refused with
+//! `DAV:propfind-finite-depth`.
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use percloud_store::{Entry, PropName, StorePath, UserId};
+
+use crate::body::{DavBody, read_limited};
+use crate::handler::{DavHandler, Inner, MAX_XML_BODY, Req};
+use crate::headers::{self, Depth};
+use crate::props::{MultiStatus, dav, is_live, live_names, live_value, prop_element};
+use crate::status::DavError;
+use crate::xml::{self, DAV};
+
+/// What a PROPFIND body asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Wanted {
+    /// `allprop` (also an empty body), with any `include`d names.
+    AllProp(Vec<PropName>),
+    PropName,
+    Prop(Vec<PropName>),
+}
+
+/// Parses a PROPFIND body; an empty body means `allprop`.
+pub(crate) fn parse_propfind(body: &[u8]) -> Result<Wanted, DavError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Wanted::AllProp(Vec::new()));
+    }
+    let root = xml::parse(body).map_err(|e| DavError::bad_request(e.to_string()))?;
+    if !root.is(DAV, "propfind") {
+        return Err(DavError::bad_request("expected DAV:propfind"));
+    }
+    let names = |e: &xml::Element| -> Vec<PropName> {
+        e.elements()
+            .map(|p| PropName {
+                namespace: p.ns.clone(),
+                name: p.name.clone(),
+            })
+            .collect()
+    };
+    // Unknown elements are ignored (RFC 4918 §17 extensibility).
+    for child in root.elements().filter(|e| e.ns == DAV) {
+        match child.name.as_str() {
+            "allprop" => {
+                let include = root.child(DAV, "include").map(names).unwrap_or_default();
+                return Ok(Wanted::AllProp(include));
+            }
+            "propname" => return Ok(Wanted::PropName),
+            "prop" => return Ok(Wanted::Prop(names(child))),
+            _ => {}
+        }
+    }
+    Err(DavError::bad_request(
+        "propfind needs allprop, propname or prop",
+    ))
+}
+
+impl DavHandler {
+    pub(crate) async fn propfind<B>(&self, req: Req, body: B) -> Result<Response<DavBody>, DavError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let depth = headers::depth(&req.headers)?.unwrap_or(Depth::Infinity);
+        if depth == Depth::Infinity {
+            return Err(DavError::new(
+                StatusCode::FORBIDDEN,
+                "PROPFIND with Depth: infinity is not supported",
+            )
+            .with_condition("<D:propfind-finite-depth/>"));
+        }
+        let content = read_limited(body, req.content_length(), MAX_XML_BODY).await?;
+        let wanted = parse_propfind(&content)?;
+        let (user, path) = (req.user, req.path.clone());
+        self.blocking(move |inner| {
+            let entry = inner.store.stat(user, &path)?;
+            let mut ms = MultiStatus::new();
+            let children = if depth == Depth::One && entry.is_dir() {
+                inner.store.list(user, &path)?
+            } else {
+                Vec::new()
+            };
+            describe(inner, &mut ms, user, &path, &entry, &wanted)?;
+            for child in children {
+                let Ok(child_path) = path.join(&child.name) else {
+                    tracing::warn!(name = %child.name, "store listed an invalid name");
+                    continue;
+                };
+                describe(inner, &mut ms, user, &child_path, &child, &wanted)?;
+            }
+            Ok(ms.into_response())
+        })
+        .await
+    }
+}
+
+/// Adds one resource's `DAV:response`.
+fn describe(
+    inner: &Inner,
+    ms: &mut MultiStatus,
+    user: UserId,
+    path: &StorePath,
+    entry: &Entry,
+    wanted: &Wanted,
+) -> Result<(), DavError> {
+    let href = inner.mount.href(path, entry.is_dir());
+    let needs_dead = match wanted {
+        Wanted::Prop(names) => names.iter().any(|n| !is_live(n)),
+        Wanted::AllProp(_) | Wanted::PropName => true,
+    };
+    let dead = if needs_dead {
+        inner.store.props(user, path)?
+    } else {
+        Vec::new()
+    };
+    let locks = inner.locks.covering(user, path);
+    let live = |name: &str| live_value(name, entry, &locks, &inner.mount);
+    let dead_value = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    match wanted {
+        Wanted::AllProp(include) => {
+            for name in live_names(entry) {
+                found.push(prop_element(&dav(name), live(name).as_deref()));
+            }
+            for (name, value) in &dead {
+                found.push(prop_element(name, Some(&dead_value(value))));
+            }
+            for name in include.iter().filter(|n| !is_live(n)) {
+                if !dead.iter().any(|(d, _)| d == name) {
+                    missing.push(prop_element(name, None));
+                }
+            }
+        }
+        Wanted::PropName => {
+            for name in live_names(entry) {
+                found.push(prop_element(&dav(name), None));
+            }
+            for (name, _) in &dead {
+                found.push(prop_element(name, None));
+            }
+        }
+        Wanted::Prop(names) => {
+            for name in names {
+                let value = if is_live(name) {
+                    live(&name.name)
+                } else {
+                    dead.iter()
+                        .find(|(d, _)| d == name)
+                        .map(|(_, v)| dead_value(v))
+                };
+                match value {
+                    Some(value) => found.push(prop_element(name, Some(&value))),
+                    None => missing.push(prop_element(name, None)),
+                }
+            }
+        }
+    }
+    ms.propstats(
+        &href,
+        &[(StatusCode::OK, found), (StatusCode::NOT_FOUND, missing)],
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_requests() {
+        assert_eq!(parse_propfind(b"").expect("empty"), Wanted::AllProp(vec![]));
+        assert_eq!(
+            parse_propfind(b" \n").expect("blank"),
+            Wanted::AllProp(vec![])
+        );
+        let body = br#"<?xml version="1.0"?><propfind xmlns="DAV:"><prop><getetag/><x:a xmlns:x="urn:x"/></prop></propfind>"#;
+        let Wanted::Prop(names) = parse_propfind(body).expect("prop") else {
+            panic!("expected prop");
+        };
+        assert_eq!(
+            names,
+            [
+                dav("getetag"),
+                PropName {
+                    namespace: "urn:x".into(),
+                    name: "a".into()
+                }
+            ]
+        );
+        let body = br#"<D:propfind xmlns:D="DAV:"><D:propname/></D:propfind>"#;
+        assert_eq!(parse_propfind(body).expect("propname"), Wanted::PropName);
+        let body = br#"<propfind xmlns="DAV:"><foobar/><allprop/></propfind>"#;
+        assert_eq!(
+            parse_propfind(body).expect("extended"),
+            Wanted::AllProp(vec![])
+        );
+    }
+
+    #[test]
+    fn refuses_bad_requests() {
+        for bad in [
+            &b"<foo>"[..],
+            b"<propfind xmlns='DAV:'/>",
+            b"<propfind><prop/></propfind>",
+            b"<D:propfind xmlns:D=\"DAV:\"><D:prop><bar:foo xmlns:bar=\"\"/></D:prop></D:propfind>",
+            b"<!DOCTYPE x [<!ENTITY e SYSTEM 'file:///etc/passwd'>]><propfind xmlns='DAV:'><allprop/></propfind>",
+        ] {
+            let err = parse_propfind(bad).expect_err("must fail");
+            assert_eq!(err.status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Properties: the live ones we compute from store entries and locks, rendering of property
+//! elements, and the 207 Multi-Status body.
+
+use std::time::Instant;
+
+use http::{Response, StatusCode, header};
+use percloud_store::{Entry, PropName};
+
+use crate::body::{DavBody, full_body};
+use crate::dates::{rfc1123, rfc3339};
+use crate::href::Mount;
+use crate::locks::Lock;
+use crate::status::status_line;
+use crate::xml::{DAV, escape_attr, escape_text};
+
+/// Live properties we compute, all in the DAV: namespace.
+pub(crate) const LIVE: [&str; 9] = [
+    "resourcetype",
+    "getcontentlength",
+    "getlastmodified",
+    "creationdate",
+    "getetag",
+    "getcontenttype",
+    "displayname",
+    "supportedlock",
+    "lockdiscovery",
+];
+
+/// Whether `name` is one of our live (hence protected) properties.
+pub(crate) fn is_live(name: &PropName) -> bool {
+    name.namespace == DAV && LIVE.contains(&name.name.as_str())
+}
+
+pub(crate) fn dav(name: &str) -> PropName {
+    PropName {
+        namespace: DAV.to_owned(),
+        name: name.to_owned(),
+    }
+}
+
+/// `<name>inner</name>` in the right namespace; an empty element when `inner` is `None`.
+pub(crate) fn prop_element(name: &PropName, inner: Option<&str>) -> String {
+    let (open, tag) = if name.namespace == DAV {
+        (format!("D:{}", name.name), format!("D:{}", name.name))
+    } else if name.namespace.is_empty() {
+        (format!("{} xmlns=\"\"", name.name), name.name.clone())
+    } else {
+        (
+            format!(
+                "P:{} xmlns:P=\"{}\"",
+                name.name,
+                escape_attr(&name.namespace)
+            ),
+            format!("P:{}", name.name),
+        )
+    };
+    match inner {
+        Some(inner) if !inner.is_empty() => format!("<{open}>{inner}</{tag}>"),
+        _ => format!("<{open}/>"),
+    }
+}
+
+/// The value of live property `name` for `entry` as inner XML, or `None` when it does not
+/// apply (content length of a folder).
+pub(crate) fn live_value(
+    name: &str,
+    entry: &Entry,
+    locks: &[Lock],
+    mount: &Mount,
+) -> Option<String> {
+    let value = match name {
+        "resourcetype" if entry.is_dir() => "<D:collection/>".to_owned(),
+        "resourcetype" => String::new(),
+        "getcontentlength" if !entry.is_dir() => entry.size.to_string(),
+        "getlastmodified" => rfc1123(entry.mtime),
+        "creationdate" => rfc3339(entry.created),
+        "getetag" => escape_text(&format!("\"{}\"", entry.etag)),
+        "getcontenttype" if !entry.is_dir() => content_type(&entry.name).to_owned(),
+        "displayname" => escape_text(&entry.name),
+        "supportedlock" => SUPPORTED_LOCK.to_owned(),
+        "lockdiscovery" => locks.iter().map(|l| activelock(l, mount)).collect(),
+        _ => return None,
+    };
+    Some(value)
+}
+
+/// The live property names that apply to `entry`.
+pub(crate) fn live_names(entry: &Entry) -> impl Iterator<Item = &'static str> + '_ {
+    LIVE.iter()
+        .copied()
+        .filter(|n| !(entry.is_dir() && matches!(*n, "getcontentlength" | "getcontenttype")))
+}
+
+const SUPPORTED_LOCK: &str = "<D:lockentry><D:lockscope><D:exclusive/></D:lockscope>\
+    <D:locktype><D:write/></D:locktype></D:lockentry>\
+    <D:lockentry><D:lockscope><D:shared/></D:lockscope>\
+    <D:locktype><D:write/></D:locktype></D:lockentry>";
+
+/// One `DAV:activelock` element.
+pub(crate) fn activelock(lock: &Lock, mount: &Mount) -> String {
+    let remaining = lock
+        .expires
+        .saturating_duration_since(Instant::now())
+        .as_secs()
+        .max(1);
+    let owner = lock
+        .owner
+        .as_deref()
+        .map(|o| format!("<D:owner>{o}</D:owner>"))
+        .unwrap_or_default();
+    format!(
+        "<D:activelock><D:locktype><D:write/></D:locktype>\
+         <D:lockscope><D:{scope}/></D:lockscope><D:depth>{depth}</D:depth>{owner}\
+         <D:timeout>Second-{remaining}</D:timeout>\
+         <D:locktoken><D:href>{token}</D:href></D:locktoken>\
+         <D:lockroot><D:href>{root}</D:href></D:lockroot></D:activelock>",
+        scope = if lock.shared { "shared" } else { "exclusive" },
+        depth = if lock.deep { "infinity" } else { "0" },
+        token = escape_text(&lock.token),
+        root = escape_text(&mount.href(&lock.root, false)),
+    )
+}
+
+/// A Content-Type guessed from the file name's extension.
+pub(crate) fn content_type(name: &str) -> &'static str {
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "txt" | "md" | "log" | "csv" => "text/plain; charset=utf-8",
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css",
+        "js" => "text/javascript",
+        "json" => "application/json",
+        "xml" => "application/xml",
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        "gz" => "application/gzip",
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "svg" => "image/svg+xml",
+        "heic" => "image/heic",
+        "mp3" => "audio/mpeg",
+        "ogg" => "audio/ogg",
+        "flac" => "audio/flac",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "mov" => "video/quicktime",
+        "doc" => "application/msword",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "odt" => "application/vnd.oasis.opendocument.text",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Builds a `DAV:multistatus` document.
+#[derive(Debug)]
+pub(crate) struct MultiStatus {
+    body: String,
+}
+
+impl MultiStatus {
+    pub fn new() -> Self {
+        MultiStatus {
+            body: "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus xmlns:D=\"DAV:\">"
+                .to_owned(),
+        }
+    }
+
+    /// A response with one propstat per non-empty group of rendered property elements.
+    pub fn propstats(&mut self, href: &str, groups: &[(StatusCode, Vec<String>)]) {
+        self.body.push_str(&format!(
+            "<D:response><D:href>{}</D:href>",
+            escape_text(href)
+        ));
+        for (status, props) in groups.iter().filter(|(_, p)| !p.is_empty()) {
+            self.body.push_str("<D:propstat><D:prop>");
+            for prop in props {
+                self.body.push_str(prop);
+            }
+            self.body.push_str(&format!(
+                "</D:prop><D:status>{}</D:status></D:propstat>",
+                status_line(*status)
+            ));
+        }
+        self.body.push_str("</D:response>\n");
+    }
+
+    pub fn into_response(mut self) -> Response<DavBody> {
+        self.body.push_str("</D:multistatus>\n");
+        xml_response(StatusCode::MULTI_STATUS, self.body)
+    }
+}
+
+/// A response with an XML body.
+pub(crate) fn xml_response(status: StatusCode, body: String) -> Response<DavBody> {
+    let mut response = Response::new(full_body(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_property_elements() {
+        assert_eq!(
+            prop_element(&dav("getetag"), Some("\"x\"")),
+            "<D:getetag>\"x\"</D:getetag>"
+        );
+        let dead = PropName {
+            namespace: "urn:a&b".into(),
+            name: "p".into(),
+        };
+        assert_eq!(prop_element(&dead, None), "<P:p xmlns:P=\"urn:a&amp;b\"/>");
+        let nons = PropName {
+            namespace: String::new(),
+            name: "q".into(),
+        };
+        assert_eq!(prop_element(&nons, Some("v")), "<q xmlns=\"\">v</q>");
+        assert!(is_live(&dav("lockdiscovery")) && !is_live(&dav("foo")));
+    }
+
+    #[test]
+    fn guesses_content_types() {
+        assert_eq!(content_type("a.JPG"), "image/jpeg");
+        assert_eq!(content_type("noext"), "application/octet-stream");
+        assert_eq!(content_type("notes.txt"), "text/plain; charset=utf-8");
+    }
+}

@@ -1,0 +1,198 @@
+//! PUT: the request body streams through a bounded channel into a store upload owned by a
+//! blocking thread. Only a body received in full is committed; anything else drops the
+//! upload, leaving the previous version intact.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use percloud_store::{CommitOptions, CommitOutcome, Precondition};
+use tokio::sync::mpsc;
+
+use crate::body::{DavBody, empty_body};
+use crate::conditional::{self, Verdict};
+use crate::handler::{DavHandler, LockNeed, Req};
+use crate::headers::{self, EtagList};
+use crate::status::{DavError, Op};
+
+/// Body chunks buffered between the connection and the upload thread.
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+enum Msg {
+    Data(Bytes),
+    /// The whole body arrived: commit.
+    End,
+}
+
+impl DavHandler {
+    pub(crate) async fn put<B>(&self, req: Req, mut body: B) -> Result<Response<DavBody>, DavError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if req.path.is_root() {
+            return Err(DavError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "cannot PUT to the root",
+            ));
+        }
+        if req.headers.contains_key(header::CONTENT_RANGE) {
+            return Err(DavError::bad_request(
+                "partial PUT (Content-Range) is not supported",
+            ));
+        }
+        let expected = match req.headers.get(header::CONTENT_LENGTH) {
+            None => None,
+            Some(_) => Some(
+                req.content_length()
+                    .ok_or_else(|| DavError::bad_request("invalid Content-Length"))?,
+            ),
+        };
+        let precondition = self.put_preconditions(&req).await?;
+        let mtime = headers::oc_mtime(&req.headers);
+        let options = CommitOptions {
+            mtime,
+            precondition,
+        };
+
+        let (tx, mut rx) = mpsc::channel::<Msg>(CHUNKS_IN_FLIGHT);
+        let (user, path) = (req.user, req.path.clone());
+        let inner = self.inner.clone();
+        let worker = tokio::task::spawn_blocking(move || -> Result<CommitOutcome, DavError> {
+            let mut upload = inner
+                .store
+                .begin_upload(user, expected)
+                .map_err(|e| DavError::store(Op::Put, e))?;
+            loop {
+                match rx.blocking_recv() {
+                    Some(Msg::Data(data)) => {
+                        upload
+                            .write(&data)
+                            .map_err(|e| DavError::store(Op::Put, e))?;
+                    }
+                    Some(Msg::End) => break,
+                    // The request side gave up: dropping `upload` abandons it.
+                    None => return Err(DavError::bad_request("upload aborted")),
+                }
+            }
+            upload
+                .commit(&path, &options)
+                .map_err(|e| DavError::store(Op::Put, e))
+        });
+
+        let mut received: u64 = 0;
+        let fed: Result<(), DavError> = loop {
+            let Some(frame) = body.frame().await else {
+                break Ok(());
+            };
+            let data = match frame {
+                Ok(frame) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(_) => continue,
+                },
+                Err(err) => {
+                    break Err(DavError::bad_request(format!(
+                        "request body failed: {}",
+                        err.into()
+                    )));
+                }
+            };
+            received += data.len() as u64;
+            if expected.is_some_and(|n| received > n) {
+                break Err(DavError::bad_request("body longer than Content-Length"));
+            }
+            if tx.send(Msg::Data(data)).await.is_err() {
+                // The upload thread stopped early; its result says why.
+                break Ok(());
+            }
+        };
+        let fed = fed.and_then(|()| match expected {
+            Some(n) if received < n => Err(DavError::bad_request(format!(
+                "body ended after {received} of {n} bytes"
+            ))),
+            _ => Ok(()),
+        });
+        match &fed {
+            Ok(()) => {
+                let _ = tx.send(Msg::End).await;
+            }
+            Err(_) => drop(tx),
+        }
+        let outcome = worker
+            .await
+            .map_err(|e| DavError::internal("upload task", e))?;
+        fed?;
+        let outcome = outcome?;
+
+        let mut response = Response::new(empty_body());
+        *response.status_mut() = if outcome.created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::NO_CONTENT
+        };
+        let headers = response.headers_mut();
+        if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", outcome.entry.etag)) {
+            headers.insert(header::ETAG, etag.clone());
+            headers.insert("oc-etag", etag);
+        }
+        if mtime.is_some() {
+            headers.insert("x-oc-mtime", HeaderValue::from_static("accepted"));
+        }
+        Ok(response)
+    }
+
+    /// Checks before reading the body: the target is not a folder, its parent exists, the
+    /// conditional headers hold and the locks allow it. Returns the precondition the commit
+    /// re-checks atomically.
+    async fn put_preconditions(&self, req: &Req) -> Result<Precondition, DavError> {
+        let req = req.clone();
+        self.blocking(move |inner| {
+            let existing = inner.stat_opt(req.user, &req.path)?;
+            match &existing {
+                Some(entry) if entry.is_dir() => {
+                    return Err(DavError::new(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "cannot PUT to a collection",
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    let parent = req.path.parent().unwrap_or_default();
+                    match inner.stat_opt(req.user, &parent)? {
+                        Some(p) if p.is_dir() => {}
+                        _ => {
+                            return Err(DavError::new(
+                                StatusCode::CONFLICT,
+                                "the parent collection does not exist",
+                            ));
+                        }
+                    }
+                }
+            }
+            if conditional::evaluate(&req.headers, false, existing.as_ref()) != Verdict::Proceed {
+                return Err(DavError::new(
+                    StatusCode::PRECONDITION_FAILED,
+                    "precondition failed",
+                ));
+            }
+            inner.check_locks(
+                &req,
+                &[LockNeed {
+                    path: req.path.clone(),
+                    tree: false,
+                    membership: existing.is_none(),
+                }],
+            )?;
+            let if_match = headers::etag_list(&req.headers, "if-match")
+                .and(existing.as_ref().map(|e| e.etag.clone()));
+            let if_none_match_any = matches!(
+                headers::etag_list(&req.headers, "if-none-match"),
+                Some(EtagList::Any)
+            );
+            Ok(Precondition {
+                if_match,
+                if_none_match_any,
+            })
+        })
+        .await
+    }
+}
