@@ -6,9 +6,22 @@
 //! database. Data is fsynced before the metadata transaction that points at it commits, so an
 //! acknowledged write survives a crash and an interrupted one leaves the previous version intact.
 //!
-//! This crate knows nothing of HTTP, TLS or password hashing. Its methods are synchronous and
-//! may block on disk: async callers run them on a blocking thread.
-//! The on-disk format is described in `docs/storage-format.md`.
+//! **Owns**: the data folder (`meta.redb`, `packs/`), its on-disk format, users' trees,
+//! versions, trash, dead properties, quota accounting, garbage collection and fsck.
+//!
+//! **Must never**: know about HTTP, TLS or password hashing (it stores the hash it is given);
+//! let metadata point at bytes that are not yet durable; delete or compact data an in-flight
+//! upload or a stored version still needs; read a record of an unknown format version as if
+//! it were known.
+//!
+//! Its methods are synchronous and may block on disk: async callers run them on a blocking
+//! thread. A [`Store`] is cheap to clone and safe to share between threads.
+//!
+//! Module map: `chunker` (streaming FastCDC), `pack` (entry byte layout,
+//! compression), `backend` ([`PackBackend`], [`LocalDisk`]), `inner` (the active pack,
+//! pins), `records`/`tables` (versioned records, redb tables), `namespace`, `upload`,
+//! `reader`, `versions`, `trash`, `props`, `users`, `gc`, `fsck`.
+//! The on-disk format and the safety arguments are in `docs/storage-format.md`.
 
 mod backend;
 mod chunker;
