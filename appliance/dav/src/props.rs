@@ -98,11 +98,9 @@ const SUPPORTED_LOCK: &str = "<D:lockentry><D:lockscope><D:exclusive/></D:locksc
 
 /// One `DAV:activelock` element.
 pub(crate) fn activelock(lock: &Lock, mount: &Mount) -> String {
-    let remaining = lock
-        .expires
-        .saturating_duration_since(Instant::now())
-        .as_secs()
-        .max(1);
+    // Rounded up, so a fresh lock reports the timeout it was granted.
+    let left = lock.expires.saturating_duration_since(Instant::now());
+    let remaining = (left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1);
     let owner = lock
         .owner
         .as_deref()
