@@ -6,6 +6,19 @@
 //! never listens on a socket and never touches disk except through `percloud-store`, whose
 //! blocking calls it runs on tokio's blocking pool. Store errors become HTTP statuses in one
 //! place, [`status_for`].
+//!
+//! Decisions worth knowing:
+//! - `PROPFIND` with `Depth: infinity` (or no Depth) is refused with 403 and
+//!   `DAV:propfind-finite-depth`, as RFC 4918 allows: one request must not walk a whole tree.
+//! - Locks live in an in-process table (`locks.rs`), bounded per user and expiring (at most an
+//!   hour). Persisting them was rejected: a restart dropping locks looks to clients like an
+//!   expired lock, which they already handle.
+//! - `PUT` streams the body through a small bounded channel into a store upload owned by a
+//!   blocking thread; only a body received in full is committed.
+//! - Request paths are decoded strictly (`%XX` only, never `+`), must be UTF-8 and pass
+//!   `StorePath::from_segments`; hrefs are encoded per segment and always absolute paths.
+//! - Request XML is parsed into a small namespace-resolved tree; DOCTYPE is refused outright,
+//!   so no entity expansion or external fetch can happen.
 
 mod body;
 mod conditional;
@@ -23,6 +36,8 @@ mod proppatch;
 mod props;
 mod put;
 mod range;
+#[cfg(test)]
+mod robustness;
 mod status;
 mod xml;
 

@@ -115,14 +115,18 @@ impl DavHandler {
                     info.owner,
                     timeout,
                 )
-                .map_err(|LockError::Conflict { root }| {
-                    let href = inner.mount.href(&root, false);
-                    DavError::new(StatusCode::LOCKED, format!("{root} is locked")).with_condition(
-                        format!(
-                            "<D:no-conflicting-lock><D:href>{}</D:href></D:no-conflicting-lock>",
-                            escape_text(&href)
-                        ),
-                    )
+                .map_err(|err| match err {
+                    LockError::Conflict { root } => {
+                        let href = inner.mount.href(&root, false);
+                        DavError::new(StatusCode::LOCKED, format!("{root} is locked"))
+                            .with_condition(format!(
+                                "<D:no-conflicting-lock><D:href>{}</D:href></D:no-conflicting-lock>",
+                                escape_text(&href)
+                            ))
+                    }
+                    LockError::TooMany => {
+                        DavError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
+                    }
                 })?;
             if existing.is_some() {
                 return Ok(handler.lock_response(StatusCode::OK, &lock));

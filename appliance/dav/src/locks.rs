@@ -36,11 +36,16 @@ impl Lock {
     }
 }
 
+/// Most live locks one user may hold; the table is in memory, so it must stay bounded.
+pub(crate) const MAX_LOCKS_PER_USER: usize = 1024;
+
 /// Why a lock could not be granted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum LockError {
     #[error("{root} is already locked")]
     Conflict { root: StorePath },
+    #[error("too many locks held (at most {MAX_LOCKS_PER_USER})")]
+    TooMany,
 }
 
 /// Every user's locks.
@@ -98,6 +103,9 @@ impl LockTable {
                 return Err(LockError::Conflict {
                     root: held.root.clone(),
                 });
+            }
+            if locks.len() >= MAX_LOCKS_PER_USER {
+                return Err(LockError::TooMany);
             }
             let lock = Lock {
                 token: format!("opaquelocktoken:{}", uuid::Uuid::new_v4()),
@@ -209,6 +217,17 @@ mod tests {
             .expect("lock");
         assert!(table.acquire(1, p("c"), false, true, None, T).is_err());
         assert!(table.acquire(1, p("c"), false, false, None, T).is_ok());
+    }
+
+    #[test]
+    fn the_table_is_bounded() {
+        let table = LockTable::default();
+        for i in 0..MAX_LOCKS_PER_USER {
+            let path = p(&format!("f{i}"));
+            table.acquire(1, path, false, false, None, T).expect("lock");
+        }
+        let extra = table.acquire(1, p("one-more"), false, false, None, T);
+        assert_eq!(extra, Err(LockError::TooMany));
     }
 
     #[test]
