@@ -72,7 +72,8 @@ impl DavHandler {
                     DavError::new(StatusCode::PRECONDITION_FAILED, "no such lock to refresh")
                         .with_condition("<D:lock-token-matches-request-uri/>")
                 })?;
-            return Ok(self.lock_response(StatusCode::OK, &lock));
+            let is_dir = lock.root != req.path || self.is_dir(&req).await;
+            return Ok(self.lock_response(StatusCode::OK, &lock, is_dir));
         }
         let info = parse_lockinfo(&content)?;
         let deep = match headers::depth(&req.headers)? {
@@ -128,8 +129,8 @@ impl DavHandler {
                         DavError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
                     }
                 })?;
-            if existing.is_some() {
-                return Ok(handler.lock_response(StatusCode::OK, &lock));
+            if let Some(entry) = existing {
+                return Ok(handler.lock_response(StatusCode::OK, &lock, entry.is_dir()));
             }
             // LOCK on an unmapped URL creates an empty resource (RFC 4918 §7.3).
             let options = CommitOptions {
@@ -147,16 +148,29 @@ impl DavHandler {
                 inner.locks.release(req.user, &req.path, &lock.token);
                 return Err(DavError::store(Op::Put, err));
             }
-            Ok(handler.lock_response(StatusCode::CREATED, &lock))
+            Ok(handler.lock_response(StatusCode::CREATED, &lock, false))
         })
         .await
     }
 
-    fn lock_response(&self, status: StatusCode, lock: &Lock) -> Response<DavBody> {
+    /// Whether the request URI is a collection (false when it is missing or unreadable).
+    async fn is_dir(&self, req: &Req) -> bool {
+        let (user, path) = (req.user, req.path.clone());
+        self.blocking(move |inner| Ok(inner.store.stat(user, &path)?.is_dir()))
+            .await
+            .unwrap_or(false)
+    }
+
+    fn lock_response(
+        &self,
+        status: StatusCode,
+        lock: &Lock,
+        root_is_dir: bool,
+    ) -> Response<DavBody> {
         let body = format!(
             "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:prop xmlns:D=\"DAV:\">\
              <D:lockdiscovery>{}</D:lockdiscovery></D:prop>\n",
-            activelock(lock, &self.inner.mount)
+            activelock(lock, root_is_dir, &self.inner.mount)
         );
         let mut response = xml_response(status, body);
         if let Ok(token) = HeaderValue::from_str(&format!("<{}>", lock.token)) {

@@ -114,7 +114,7 @@ fn describe(
         Vec::new()
     };
     let locks = inner.locks.covering(user, path);
-    let live = |name: &str| live_value(name, entry, &locks, &inner.mount);
+    let live = |name: &str| live_value(name, path, entry, &locks, &inner.mount);
     let dead_value = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     let mut found = Vec::new();
     let mut missing = Vec::new();

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use http::{Response, StatusCode, header};
-use percloud_store::{Entry, PropName};
+use percloud_store::{Entry, PropName, StorePath};
 
 use crate::body::{DavBody, full_body};
 use crate::dates::{rfc1123, rfc3339};
@@ -64,6 +64,7 @@ pub(crate) fn prop_element(name: &PropName, inner: Option<&str>) -> String {
 /// apply (content length of a folder).
 pub(crate) fn live_value(
     name: &str,
+    path: &StorePath,
     entry: &Entry,
     locks: &[Lock],
     mount: &Mount,
@@ -78,7 +79,11 @@ pub(crate) fn live_value(
         "getcontenttype" if !entry.is_dir() => content_type(&entry.name).to_owned(),
         "displayname" => escape_text(&entry.name),
         "supportedlock" => SUPPORTED_LOCK.to_owned(),
-        "lockdiscovery" => locks.iter().map(|l| activelock(l, mount)).collect(),
+        // A lock rooted above this resource is on a collection.
+        "lockdiscovery" => locks
+            .iter()
+            .map(|l| activelock(l, l.root != *path || entry.is_dir(), mount))
+            .collect(),
         _ => return None,
     };
     Some(value)
@@ -96,8 +101,8 @@ const SUPPORTED_LOCK: &str = "<D:lockentry><D:lockscope><D:exclusive/></D:locksc
     <D:lockentry><D:lockscope><D:shared/></D:lockscope>\
     <D:locktype><D:write/></D:locktype></D:lockentry>";
 
-/// One `DAV:activelock` element.
-pub(crate) fn activelock(lock: &Lock, mount: &Mount) -> String {
+/// One `DAV:activelock` element; `root_is_dir` gives the lock root's href its trailing slash.
+pub(crate) fn activelock(lock: &Lock, root_is_dir: bool, mount: &Mount) -> String {
     // Rounded up, so a fresh lock reports the timeout it was granted.
     let left = lock.expires.saturating_duration_since(Instant::now());
     let remaining = (left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1);
@@ -115,7 +120,7 @@ pub(crate) fn activelock(lock: &Lock, mount: &Mount) -> String {
         scope = if lock.shared { "shared" } else { "exclusive" },
         depth = if lock.deep { "infinity" } else { "0" },
         token = escape_text(&lock.token),
-        root = escape_text(&mount.href(&lock.root, false)),
+        root = escape_text(&mount.href(&lock.root, root_is_dir)),
     )
 }
 

@@ -163,6 +163,18 @@ async fn collection_lock_covers_members_and_creation() {
             .status,
         StatusCode::CREATED
     );
+    let disc = dav
+        .propfind(
+            "/dav/c/",
+            "0",
+            "<propfind xmlns='DAV:'><prop><lockdiscovery/></prop></propfind>",
+        )
+        .await;
+    assert!(
+        disc.text().contains("<D:lockroot><D:href>/dav/c/</D:href>"),
+        "{}",
+        disc.text()
+    );
     // Indirect refresh through a member.
     let direct = format!("(<{token}>)");
     let r = dav
