@@ -121,7 +121,7 @@ fn malicious_paths_are_refused_and_write_nothing() {
             }
         }
         let result = alice.raw("GET", target, &[], b"");
-        if result.as_ref().is_ok_and(|r| r.status < 300) {
+        if !is_4xx(&result) {
             failures.push(finding(&format!("GET {target} (expected 4xx)"), &result));
         }
     }
@@ -243,7 +243,7 @@ fn oversized_headers_are_refused() {
         .raw("PROPFIND", "/dav/", &[("Depth", "0"), ("X-Big", &big)], b"");
     match &result {
         Ok(response) => assert!(
-            matches!(response.status, 431 | 400),
+            response.status == 431,
             "a 100 KiB header: expected 431 (or the connection closed)\n{response}"
         ),
         Err(e) => println!("a 100 KiB header: connection closed ({e})"),

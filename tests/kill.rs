@@ -226,7 +226,7 @@ fn acknowledged_uploads_survive_sigkill() {
         }
     }
 
-    let mut uploads = 0;
+    let (mut uploads, mut in_flight) = (0, 0);
     for round in 0..rounds {
         let started = Instant::now();
         let dav = daemon.dav("crash", PASSWORD);
@@ -249,6 +249,8 @@ fn acknowledged_uploads_survive_sigkill() {
             .iter()
             .map(|l| l.acked.len() + l.overwritten.len())
             .sum();
+        let cut: usize = logs.iter().filter(|l| l.in_flight.is_some()).count();
+        in_flight += cut;
         uploads += logs.iter().map(|l| l.acked.len()).sum::<usize>();
 
         fsck_clean(&data, &format!("after kill {round} (no daemon)"));
@@ -264,7 +266,7 @@ fn acknowledged_uploads_survive_sigkill() {
         );
         fsck_clean(&data, &format!("after kill {round} (daemon serving)"));
         println!(
-            "round {round}: {acked} uploads acknowledged, {} files verified, {:.1?}",
+            "round {round}: {acked} uploads acknowledged, {cut} cut by the kill, {} files verified, {:.1?}",
             model.files.len() + model.owned.len(),
             started.elapsed()
         );
@@ -272,5 +274,9 @@ fn acknowledged_uploads_survive_sigkill() {
     assert!(
         uploads > rounds,
         "too few uploads were acknowledged ({uploads}) to test anything"
+    );
+    assert!(
+        in_flight > 0,
+        "no kill ever cut an upload short: nothing was tested"
     );
 }

@@ -5,7 +5,10 @@
 //! when they overrun, sockets have timeouts, and a [`Daemon`] is killed when dropped (also
 //! when a test panics). Temporary folders are [`tempfile::TempDir`]s, removed on drop.
 //!
-//! The binary is `PERCLOUD_BIN`, else `<workspace>/target/debug/percloud`.
+//! The binary is `PERCLOUD_BIN`, else `<workspace>/target/debug/percloud`. Run the suite with
+//! `scripts/test` (which installs litmus and rclone), or by hand:
+//! `cargo build -p percloud && cargo test -p percloud-system-tests -- --test-threads=1`;
+//! `PERCLOUD_QUICK=1` shrinks sizes and rounds.
 
 mod command;
 mod daemon;
@@ -16,7 +19,7 @@ mod tree;
 pub use command::{Ran, run_bounded};
 pub use daemon::Daemon;
 pub use dav::{Dav, encode_path, hrefs};
-pub use http::{Response, request_raw, send_raw};
+pub use http::{Response, request_raw};
 pub use tree::{dir_bytes, random_bytes, write_random_file};
 
 use std::path::{Path, PathBuf};
