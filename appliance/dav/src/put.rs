@@ -80,6 +80,7 @@ impl DavHandler {
         });
 
         let mut received: u64 = 0;
+        let mut worker_stopped = false;
         let fed: Result<(), DavError> = loop {
             let Some(frame) = body.frame().await else {
                 break Ok(());
@@ -101,7 +102,8 @@ impl DavHandler {
                 break Err(DavError::bad_request("body longer than Content-Length"));
             }
             if tx.send(Msg::Data(data)).await.is_err() {
-                // The upload thread stopped early; its result says why.
+                // The upload thread stopped early (quota, full disk); its error says why.
+                worker_stopped = true;
                 break Ok(());
             }
         };
@@ -120,7 +122,9 @@ impl DavHandler {
         let outcome = worker
             .await
             .map_err(|e| DavError::internal("upload task", e))?;
-        fed?;
+        if !worker_stopped {
+            fed?;
+        }
         let outcome = outcome?;
 
         let mut response = Response::new(empty_body());

@@ -329,3 +329,33 @@ async fn copy_and_move() {
         StatusCode::BAD_REQUEST
     );
 }
+
+#[tokio::test]
+async fn over_quota_is_507_and_keeps_the_previous_version() {
+    let dav = Dav::new();
+    dav.put("/dav/q.bin", "small").await;
+    dav.store.set_quota("alice", Some(1024)).expect("quota");
+    let big = vec![b'x'; 64 * 1024];
+    let len = big.len().to_string();
+    let r = dav
+        .send(
+            "PUT",
+            "/dav/q.bin",
+            &[("content-length", &len)],
+            big.clone(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::INSUFFICIENT_STORAGE);
+    // Unknown length: the store notices while writing.
+    let frames: Vec<Result<Frame<Bytes>, io::Error>> = (0..64)
+        .map(|_| Ok(Frame::data(Bytes::from(vec![b'y'; 1024]))))
+        .collect();
+    let req = Request::builder()
+        .method("PUT")
+        .uri("/dav/q.bin")
+        .body(StreamBody::new(futures_util::stream::iter(frames)))
+        .expect("request");
+    let r = dav.finish(dav.handler.handle(dav.user, req).await).await;
+    assert_eq!(r.status, StatusCode::INSUFFICIENT_STORAGE);
+    assert_eq!(dav.get("/dav/q.bin").await.text(), "small");
+}
