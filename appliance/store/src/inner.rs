@@ -13,6 +13,9 @@ use crate::records::{ChunkHash, ChunkRec, IdRec, Record};
 use crate::tables::{self, DbResult, ReadTables, WriteTables, get_rec};
 use crate::{Result, StoreError, StoreOptions};
 
+/// redb's page cache; its default (1 GiB) is too much for a Raspberry Pi.
+const DB_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// Appends are buffered up to this many bytes before they reach the pack file.
 const APPEND_BUFFER: usize = 1024 * 1024;
 
@@ -89,7 +92,10 @@ impl Inner {
     pub fn open(dir: &Path, options: StoreOptions) -> Result<Inner> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::io("creating", dir, e))?;
         let db_path = dir.join("meta.redb");
-        let db = match Database::create(&db_path) {
+        let db = match Database::builder()
+            .set_cache_size(DB_CACHE_BYTES)
+            .create(&db_path)
+        {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StoreError::InUse {

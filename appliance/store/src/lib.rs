@@ -319,3 +319,18 @@ impl Seek for FileReader {
         self.state.seek(pos)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+
+    #[test]
+    fn handles_can_cross_threads() {
+        send_sync::<Store>();
+        send::<Upload>();
+        send::<FileReader>();
+    }
+}

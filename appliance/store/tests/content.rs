@@ -84,7 +84,27 @@ fn identical_content_is_stored_once() {
     );
     assert!(extra < 0.01 && extra_pack < 0.01);
     assert_eq!(after.logical_bytes, 3 * data.len() as u64);
+    let start = Instant::now();
     assert!(get(&s, v, "/three") == data);
+    eprintln!(
+        "100 MiB read: {:.1} MB/s (test profile)",
+        100.0 * 1.048_576 / start.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn small_files_are_cheap() {
+    let (_d, s) = store();
+    let u = user(&s, "alice").id;
+    let start = Instant::now();
+    for i in 0..200u64 {
+        put(&s, u, &format!("/s{i}"), &random_bytes(i, 4096));
+    }
+    let per_file = start.elapsed().as_secs_f64() * 1000.0 / 200.0;
+    eprintln!("4 KiB upload: {per_file:.2} ms per file (one pack fdatasync + one redb commit)");
+    let st = s.stats().unwrap();
+    assert_eq!(st.packs, 1, "small files share a pack");
+    assert!(st.pack_bytes < 200 * (4096 + 100) + 16);
 }
 
 #[test]
