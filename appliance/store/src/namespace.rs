@@ -263,7 +263,8 @@ fn prepare_transfer(
         return Err(StoreError::RootNotAllowed { op: "move or copy" });
     }
     let (src, _) = need(&t.nodes, &t.children, root, from)?;
-    if from.contains(to) {
+    // Into itself, or onto one of its own ancestors (which would trash the source).
+    if from.contains(to) || to.contains(from) {
         return Err(StoreError::IntoItself {
             from: from.clone(),
             to: to.clone(),

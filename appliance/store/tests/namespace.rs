@@ -78,6 +78,10 @@ fn rename_keeps_id_and_copy_gets_new_one() {
         s.rename(u, &p("/a"), &p("/a/b"), false),
         Err(StoreError::IntoItself { .. })
     ));
+    assert!(matches!(
+        s.rename(u, &p("/a/h"), &p("/a"), true),
+        Err(StoreError::IntoItself { .. })
+    ));
     put(&s, u, "/x", b"x");
     assert!(matches!(
         s.rename(u, &p("/x"), &p("/g"), false),
