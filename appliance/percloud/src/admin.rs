@@ -156,7 +156,9 @@ pub fn render(reply: &Reply) -> String {
         Reply::Users { users } => users
             .iter()
             .map(|u| {
-                let quota = u.quota.map_or("unlimited".to_owned(), |q| format!("{q} bytes"));
+                let quota = u
+                    .quota
+                    .map_or("unlimited".to_owned(), |q| format!("{q} bytes"));
                 format!("{}\tused {} bytes\tquota {quota}", u.name, u.used)
             })
             .collect::<Vec<_>>()

@@ -74,7 +74,8 @@ pub fn send(data: &Path, request: &Request) -> Result<Reply, ControlError> {
         path: path.clone(),
         source,
     };
-    let mut line = serde_json::to_string(request).map_err(|e| ControlError::BadReply(e.to_string()))?;
+    let mut line =
+        serde_json::to_string(request).map_err(|e| ControlError::BadReply(e.to_string()))?;
     line.push('\n');
     stream.write_all(line.as_bytes()).map_err(io)?;
     let mut reply = String::new();

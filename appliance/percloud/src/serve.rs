@@ -63,7 +63,10 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
         .map(|(_, addr)| addr.port());
     let control = control::bind(&settings.data)?;
     let mut workers = Workers::default();
-    let server = Server::new(App::new(store.clone(), https_port), Some(tls.server_config()));
+    let server = Server::new(
+        App::new(store.clone(), https_port),
+        Some(tls.server_config()),
+    );
     workers.spawn("web", {
         let token = workers.token();
         async move {
@@ -72,7 +75,10 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
             }
         }
     });
-    workers.spawn("control", control::serve(control, store.clone(), workers.token()));
+    workers.spawn(
+        "control",
+        control::serve(control, store.clone(), workers.token()),
+    );
     workers.spawn("maintenance", maintenance(store.clone(), workers.token()));
 
     let failure = workers.run_until(stop_signal(), STOP_DEADLINE).await;

@@ -51,7 +51,9 @@ fn start(data: &Path) -> Daemon {
             }
         }
     });
-    let url = rx.recv_timeout(Duration::from_secs(30)).expect("daemon did not start");
+    let url = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("daemon did not start");
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let port = url.rsplit(':').next().unwrap().to_owned();
     Daemon {
@@ -115,7 +117,12 @@ fn serves_dav_over_https_with_its_own_ca() {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    assert!(stranger.get(format!("{}/healthz", daemon.https)).send().is_err());
+    assert!(
+        stranger
+            .get(format!("{}/healthz", daemon.https))
+            .send()
+            .is_err()
+    );
 }
 
 #[test]
@@ -128,7 +135,11 @@ fn keeps_its_ca_across_restarts() {
     let ca_before = std::fs::read(data.join("tls/ca.pem")).unwrap();
     let key_mode = {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(data.join("tls/ca.key")).unwrap().permissions().mode() & 0o777
+        std::fs::metadata(data.join("tls/ca.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
     };
     assert_eq!(key_mode, 0o600, "the CA key must be private");
 

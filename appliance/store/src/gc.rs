@@ -79,6 +79,7 @@ fn delete_unreferenced(inner: &Inner, report: &mut GcReport) -> Result<()> {
 
 /// Deletes packs with nothing live and rewrites packs that are mostly dead.
 fn compact(inner: &Inner, report: &mut GcReport) -> Result<()> {
+    seal_active_if_wasteful(inner)?;
     // Read the active pack before the pins: a pack sealed before this point had its writers
     // pin it before sealing, so every in-flight writer of an older pack is visible below.
     let active = inner.active_pack();
@@ -91,8 +92,7 @@ fn compact(inner: &Inner, report: &mut GcReport) -> Result<()> {
             continue;
         }
         let live = recs.get(&id).map_or(0, |r| r.live_bytes);
-        let dead = size.saturating_sub(PACK_HEADER_LEN + live);
-        if live == 0 || (dead * 100 > size * COMPACT_DEAD_PERCENT && dead >= COMPACT_MIN_DEAD) {
+        if worth_compacting(size, live) {
             candidates.insert(id);
         }
     }
@@ -139,6 +139,34 @@ fn compact(inner: &Inner, report: &mut GcReport) -> Result<()> {
             report.packs_compacted += 1;
         }
         report.bytes_reclaimed += size.saturating_sub(moved);
+    }
+    Ok(())
+}
+
+/// Whether a pack of `size` bytes holding `live` bytes of indexed entries should be rewritten.
+fn worth_compacting(size: u64, live: u64) -> bool {
+    let dead = size.saturating_sub(PACK_HEADER_LEN + live);
+    live == 0 || (dead * 100 > size * COMPACT_DEAD_PERCENT && dead >= COMPACT_MIN_DEAD)
+}
+
+/// The active pack is never compacted; when it is mostly dead (say a large upload was
+/// written and then deleted) and no upload is writing to it, seal it so that it can be.
+fn seal_active_if_wasteful(inner: &Inner) -> Result<()> {
+    inner.flush_active()?;
+    let Some(active) = inner.active_pack() else {
+        return Ok(());
+    };
+    let size = inner
+        .backend
+        .list()?
+        .into_iter()
+        .find_map(|(id, size)| (id == active).then_some(size))
+        .unwrap_or(0);
+    let live = pack_records(inner)?
+        .get(&active)
+        .map_or(0, |r| r.live_bytes);
+    if size > PACK_HEADER_LEN && worth_compacting(size, live) && inner.seal_active_if_unpinned()? {
+        tracing::debug!(pack = active, "sealed the active pack for compaction");
     }
     Ok(())
 }

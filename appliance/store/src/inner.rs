@@ -227,6 +227,28 @@ impl Inner {
         }
     }
 
+    /// Seals the active pack if no in-flight upload has written to it, so that compaction may
+    /// reclaim its dead space; the next append starts a new pack. Returns whether it sealed.
+    /// Checked under the writer lock, where uploads pin the packs they append to.
+    pub fn seal_active_if_unpinned(&self) -> Result<bool> {
+        let mut w = lock(&self.writer);
+        let Some(id) = w.id else {
+            return Ok(false);
+        };
+        if lock(&self.pins).packs.contains_key(&id) {
+            return Ok(false);
+        }
+        self.flush(&mut w, id)?;
+        w.id = None;
+        if let Err(e) = self.backend.sync(id) {
+            w.poisoned.insert(id);
+            self.backend.seal(id);
+            return Err(e);
+        }
+        self.backend.seal(id);
+        Ok(true)
+    }
+
     /// The active pack's id, if any.
     pub fn active_pack(&self) -> Option<PackId> {
         lock(&self.writer).id

@@ -57,6 +57,32 @@ fn gc_reclaims_and_compaction_keeps_live_files() {
 }
 
 #[test]
+fn gc_reclaims_dead_space_in_the_active_pack() {
+    // One 8 MiB file fits in the active (default 32 MiB) pack; once deleted and purged, its
+    // space must come back even though that pack never filled up and was never sealed.
+    let (_d, s) = store();
+    let u = user(&s, "alice").id;
+    let keep = random_bytes(7, 100_000);
+    put(&s, u, "/big", &random_bytes(8, 8 << 20));
+    s.delete(u, &p("/big"), &Default::default()).unwrap();
+    s.empty_trash(u).unwrap();
+    put(&s, u, "/keep", &keep);
+    let before = s.stats().unwrap();
+    let report = s.gc().unwrap();
+    let after = s.stats().unwrap();
+    eprintln!("{report:?}\nbefore {before:?}\nafter  {after:?}");
+    assert!(
+        after.pack_bytes < 1 << 20,
+        "dead space left behind: {after:?}"
+    );
+    assert!(get(&s, u, "/keep") == keep);
+    assert!(s.fsck(false).unwrap().is_clean());
+    // The store keeps working after its active pack was sealed.
+    put(&s, u, "/after", b"more");
+    assert_eq!(get(&s, u, "/after"), b"more");
+}
+
+#[test]
 fn gc_while_uploading_loses_nothing() {
     let (_d, s) = store_with(small_packs());
     let u = user(&s, "alice").id;

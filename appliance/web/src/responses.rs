@@ -44,9 +44,10 @@ pub(crate) fn too_many_attempts(retry_after_secs: u64) -> Response<DavBody> {
         StatusCode::TOO_MANY_REQUESTS,
         "too many failed sign-ins from this address; wait and try again",
     );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(retry_after_secs.max(1)),
+    );
     response
 }
 

@@ -3,8 +3,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use http::{Method, Request, Response, StatusCode, header};
 use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
 use http_body::Body;
 use percloud_dav::{DavBody, DavHandler};
 use percloud_store::Store;
@@ -83,7 +83,12 @@ impl App {
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        match self.inner.auth.authenticate(req.headers(), conn.peer.ip()).await {
+        match self
+            .inner
+            .auth
+            .authenticate(req.headers(), conn.peer.ip())
+            .await
+        {
             AuthOutcome::Authenticated(user) => self.inner.dav.handle(user.id, req).await,
             AuthOutcome::Missing | AuthOutcome::Denied => responses::unauthorized(),
             AuthOutcome::Throttled(wait) => responses::too_many_attempts(wait.as_secs()),
@@ -91,16 +96,12 @@ impl App {
     }
 
     fn redirect_to_https<B>(&self, req: &Request<B>) -> Response<DavBody> {
-        let host = req
-            .uri()
-            .host()
-            .map(str::to_owned)
-            .or_else(|| {
-                req.headers()
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(strip_port)
-            });
+        let host = req.uri().host().map(str::to_owned).or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(strip_port)
+        });
         let Some(host) = host else {
             return responses::text(StatusCode::BAD_REQUEST, "missing Host header");
         };
@@ -120,7 +121,9 @@ impl App {
 fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }
 
