@@ -1,11 +1,12 @@
 //! HTTP conditional requests (RFC 9110 §13): If-Match, If-None-Match, If-Modified-Since,
 //! If-Unmodified-Since and If-Range, evaluated against the resource as it is now.
 
-use http::HeaderMap;
+use http::{HeaderMap, StatusCode};
 use percloud_store::Entry;
 
 use crate::dates::whole_seconds;
 use crate::headers::{EntityTag, EtagList, etag_list, http_date};
+use crate::status::DavError;
 
 /// What the preconditions say to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,17 @@ pub(crate) fn evaluate(headers: &HeaderMap, safe: bool, current: Option<&Entry>)
         return Verdict::NotModified;
     }
     Verdict::Proceed
+}
+
+/// For state-changing methods: 412 unless the request's conditions hold for `current`.
+pub(crate) fn require(headers: &HeaderMap, current: Option<&Entry>) -> Result<(), DavError> {
+    match evaluate(headers, false, current) {
+        Verdict::Proceed => Ok(()),
+        _ => Err(DavError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition failed",
+        )),
+    }
 }
 
 /// Whether a `Range` may be honoured given `If-Range` (absent: yes).

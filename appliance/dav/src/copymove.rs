@@ -3,7 +3,7 @@
 use http::{Response, StatusCode};
 
 use crate::body::DavBody;
-use crate::conditional::{self, Verdict};
+use crate::conditional;
 use crate::handler::{DavHandler, LockNeed, Req, created, no_content};
 use crate::headers::{self, Depth};
 use crate::status::{DavError, Op};
@@ -58,12 +58,7 @@ impl DavHandler {
         let from = req.path.clone();
         self.blocking(move |inner| {
             let source = inner.store.stat(req.user, &from)?;
-            if conditional::evaluate(&req.headers, false, Some(&source)) != Verdict::Proceed {
-                return Err(DavError::new(
-                    StatusCode::PRECONDITION_FAILED,
-                    "precondition failed",
-                ));
-            }
+            conditional::require(&req.headers, Some(&source))?;
             let existing = inner.stat_opt(req.user, &to)?;
             if existing.is_some() && !overwrite {
                 return Err(DavError::new(

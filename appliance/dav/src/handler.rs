@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header
 use percloud_store::{Precondition, Store, StoreError, StorePath, UserId};
 
 use crate::body::{DavBody, empty_body, read_limited};
-use crate::conditional::{self, Verdict};
+use crate::conditional;
 use crate::headers::{self, Depth};
 use crate::href::Mount;
 use crate::if_header::{IfHeader, ResourceState};
@@ -269,12 +269,7 @@ impl DavHandler {
                     "DELETE of a collection needs Depth: infinity",
                 ));
             }
-            if conditional::evaluate(&req2.headers, false, Some(&entry)) != Verdict::Proceed {
-                return Err(DavError::new(
-                    StatusCode::PRECONDITION_FAILED,
-                    "precondition failed",
-                ));
-            }
+            conditional::require(&req2.headers, Some(&entry))?;
             inner.check_locks(
                 &req2,
                 &[LockNeed {
@@ -330,6 +325,21 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// 409 unless the folder that would hold `path` exists.
+    pub(crate) fn require_parent_collection(
+        &self,
+        user: UserId,
+        path: &StorePath,
+    ) -> Result<(), DavError> {
+        match self.stat_opt(user, &path.parent().unwrap_or_default())? {
+            Some(parent) if parent.is_dir() => Ok(()),
+            _ => Err(DavError::new(
+                StatusCode::CONFLICT,
+                "the parent collection does not exist",
+            )),
+        }
     }
 
     /// `stat`, with "does not exist" as `None`.

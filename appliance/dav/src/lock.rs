@@ -87,16 +87,7 @@ impl DavHandler {
         self.blocking(move |inner| {
             let existing = inner.stat_opt(req.user, &req.path)?;
             if existing.is_none() {
-                let parent = req.path.parent().unwrap_or_default();
-                match inner.stat_opt(req.user, &parent)? {
-                    Some(p) if p.is_dir() => {}
-                    _ => {
-                        return Err(DavError::new(
-                            StatusCode::CONFLICT,
-                            "the parent collection does not exist",
-                        ));
-                    }
-                }
+                inner.require_parent_collection(req.user, &req.path)?;
                 inner.check_locks(
                     &req,
                     &[LockNeed {

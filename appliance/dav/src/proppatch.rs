@@ -8,7 +8,7 @@ use http::{Response, StatusCode};
 use percloud_store::PropName;
 
 use crate::body::{DavBody, read_limited};
-use crate::conditional::{self, Verdict};
+use crate::conditional;
 use crate::handler::{DavHandler, LockNeed, MAX_XML_BODY, Req};
 use crate::props::{MultiStatus, is_live, prop_element};
 use crate::status::DavError;
@@ -65,12 +65,7 @@ impl DavHandler {
         let patches = parse_proppatch(&content)?;
         self.blocking(move |inner| {
             let entry = inner.store.stat(req.user, &req.path)?;
-            if conditional::evaluate(&req.headers, false, Some(&entry)) != Verdict::Proceed {
-                return Err(DavError::new(
-                    StatusCode::PRECONDITION_FAILED,
-                    "precondition failed",
-                ));
-            }
+            conditional::require(&req.headers, Some(&entry))?;
             inner.check_locks(
                 &req,
                 &[LockNeed {

@@ -9,7 +9,7 @@ use percloud_store::{CommitOptions, CommitOutcome, Precondition};
 use tokio::sync::mpsc;
 
 use crate::body::{DavBody, empty_body};
-use crate::conditional::{self, Verdict};
+use crate::conditional;
 use crate::handler::{DavHandler, LockNeed, Req};
 use crate::headers::{self, EtagList};
 use crate::status::{DavError, Op};
@@ -160,24 +160,10 @@ impl DavHandler {
                 }
                 Some(_) => {}
                 None => {
-                    let parent = req.path.parent().unwrap_or_default();
-                    match inner.stat_opt(req.user, &parent)? {
-                        Some(p) if p.is_dir() => {}
-                        _ => {
-                            return Err(DavError::new(
-                                StatusCode::CONFLICT,
-                                "the parent collection does not exist",
-                            ));
-                        }
-                    }
+                    inner.require_parent_collection(req.user, &req.path)?;
                 }
             }
-            if conditional::evaluate(&req.headers, false, existing.as_ref()) != Verdict::Proceed {
-                return Err(DavError::new(
-                    StatusCode::PRECONDITION_FAILED,
-                    "precondition failed",
-                ));
-            }
+            conditional::require(&req.headers, existing.as_ref())?;
             inner.check_locks(
                 &req,
                 &[LockNeed {
