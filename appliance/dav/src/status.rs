@@ -15,13 +15,18 @@ pub fn status_for(err: &StoreError) -> StatusCode {
         StoreError::NotFound { .. }
         | StoreError::VersionNotFound { .. }
         | StoreError::TrashItemNotFound { .. }
+        | StoreError::ShareNotFound { .. }
+        | StoreError::StagedNotFound { .. }
         | StoreError::UnknownUser { .. } => StatusCode::NOT_FOUND,
         StoreError::AlreadyExists { .. } => StatusCode::METHOD_NOT_ALLOWED,
         StoreError::ParentMissing { .. }
         | StoreError::NotADirectory { .. }
         | StoreError::IsADirectory { .. }
-        | StoreError::UserExists { .. } => StatusCode::CONFLICT,
-        StoreError::IntoItself { .. } => StatusCode::FORBIDDEN,
+        | StoreError::UserExists { .. }
+        | StoreError::OffsetMismatch { .. }
+        | StoreError::OwnerRequired => StatusCode::CONFLICT,
+        StoreError::IntoItself { .. } | StoreError::RootNotAllowed { .. } => StatusCode::FORBIDDEN,
+        StoreError::BeyondLength { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         StoreError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
         StoreError::QuotaExceeded { .. } | StoreError::StorageFull { .. } => {
             StatusCode::INSUFFICIENT_STORAGE

@@ -40,6 +40,16 @@ pub enum StoreError {
     InvalidUserName { name: String, why: &'static str },
     #[error("version {version} of {path} not found")]
     VersionNotFound { path: StorePath, version: u64 },
+    #[error("share link {id} not found")]
+    ShareNotFound { id: u64 },
+    #[error("resumable upload {id} not found")]
+    StagedNotFound { id: u64 },
+    #[error("resumable upload {id} is at offset {actual}, not {expected}")]
+    OffsetMismatch { id: u64, expected: u64, actual: u64 },
+    #[error("resumable upload {id} would exceed its announced length {length}")]
+    BeyondLength { id: u64, length: u64 },
+    #[error("the owner's account cannot be removed")]
+    OwnerRequired,
     #[error("trash item {id} not found")]
     TrashItemNotFound { id: u64 },
     #[error("the data folder {dir} is in use by another process (is `percloud serve` running?)")]

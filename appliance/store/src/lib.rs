@@ -334,3 +334,128 @@ mod tests {
         send::<FileReader>();
     }
 }
+
+/// Writes more bytes into a resumable upload; [`StagedWriter::finish`] makes what was written
+/// durable and records the new offset (call it also when the client's connection broke:
+/// whatever arrived is kept). Dropping it without `finish` keeps only what an earlier
+/// `finish` recorded.
+#[derive(Debug)]
+pub struct StagedWriter {}
+
+impl StagedWriter {
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        let _ = data;
+        todo!()
+    }
+    /// Offset the upload will have after `finish`.
+    pub fn offset(&self) -> u64 {
+        todo!()
+    }
+    pub fn finish(self) -> Result<StagedInfo> {
+        todo!()
+    }
+}
+
+// Issue 3 (web pages) additions: shares, search, lookup by id, owner, persisted retention,
+// resumable uploads.
+impl Store {
+    /// The current path of a node of `user`'s tree (NotFound when it is gone or in the trash).
+    pub fn path_of(&self, user: UserId, node: NodeId) -> Result<StorePath> {
+        let _ = (user, node);
+        todo!()
+    }
+    /// Files and folders whose name contains `query` (case-insensitive), at most `limit`,
+    /// breadth first from the root.
+    pub fn search(
+        &self,
+        user: UserId,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<(StorePath, Entry)>> {
+        let _ = (user, query, limit);
+        todo!()
+    }
+    /// The box's owner: the first account ever created (lowest id) that still exists.
+    pub fn owner(&self) -> Result<Option<User>> {
+        todo!()
+    }
+    /// Retention in force: the one set by [`Store::set_retention`], else the options'.
+    pub fn retention(&self) -> Result<Retention> {
+        todo!()
+    }
+    /// Persists new retention settings (they win over the options from then on).
+    pub fn set_retention(&self, retention: Retention) -> Result<()> {
+        let _ = retention;
+        todo!()
+    }
+    /// Bytes of the data disk: (total, available to the daemon).
+    pub fn disk_space(&self) -> Result<(u64, u64)> {
+        todo!()
+    }
+
+    // --- share links ---
+
+    pub fn create_share(&self, user: UserId, path: &StorePath, share: NewShare) -> Result<Share> {
+        let _ = (user, path, share);
+        todo!()
+    }
+    /// `user`'s links, newest first.
+    pub fn shares(&self, user: UserId) -> Result<Vec<Share>> {
+        let _ = user;
+        todo!()
+    }
+    /// The link whose token hashes to `token_hash`, whatever its state (the caller checks
+    /// expiry and whether its node still exists).
+    pub fn share_by_token_hash(&self, token_hash: &[u8; 32]) -> Result<Option<Share>> {
+        let _ = token_hash;
+        todo!()
+    }
+    pub fn revoke_share(&self, user: UserId, id: ShareId) -> Result<()> {
+        let _ = (user, id);
+        todo!()
+    }
+
+    // --- resumable uploads ---
+
+    /// Starts a resumable upload; quota is checked against `length` when given.
+    pub fn create_staged(
+        &self,
+        user: UserId,
+        length: Option<u64>,
+        label: &str,
+    ) -> Result<StagedInfo> {
+        let _ = (user, length, label);
+        todo!()
+    }
+    pub fn staged(&self, user: UserId, id: StagedId) -> Result<StagedInfo> {
+        let _ = (user, id);
+        todo!()
+    }
+    /// Continues an upload at `offset`, which must equal its current offset
+    /// ([`StoreError::OffsetMismatch`] otherwise). One writer per upload at a time.
+    pub fn append_staged(&self, user: UserId, id: StagedId, offset: u64) -> Result<StagedWriter> {
+        let _ = (user, id, offset);
+        todo!()
+    }
+    /// Makes the staged bytes the new content of `path`, as [`Upload::commit`] does, and
+    /// forgets the staged upload.
+    pub fn commit_staged(
+        &self,
+        user: UserId,
+        id: StagedId,
+        path: &StorePath,
+        options: &CommitOptions,
+    ) -> Result<CommitOutcome> {
+        let _ = (user, id, path, options);
+        todo!()
+    }
+    pub fn abort_staged(&self, user: UserId, id: StagedId) -> Result<()> {
+        let _ = (user, id);
+        todo!()
+    }
+    /// Aborts staged uploads idle since before `cutoff`; returns how many.
+    pub fn expire_staged(&self, cutoff: SystemTime) -> Result<u64> {
+        let _ = cutoff;
+        todo!()
+    }
+}

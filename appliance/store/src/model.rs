@@ -204,3 +204,62 @@ impl FsckReport {
         self.problems.is_empty()
     }
 }
+
+/// A share link's id.
+pub type ShareId = u64;
+/// A resumable upload's id.
+pub type StagedId = u64;
+
+/// What a share link lets its holder do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareMode {
+    /// View and download (a file, or a folder and everything beneath it).
+    Read,
+    /// Upload into a folder and nothing else ("file drop").
+    Upload,
+}
+
+/// A share link as stored. The link's token is never stored: only `token_hash` (to find the
+/// record) and `nonce` (from which the web layer re-derives the token with its own key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub id: ShareId,
+    pub user: UserId,
+    /// The shared file or folder; follows renames and moves.
+    pub node: NodeId,
+    pub mode: ShareMode,
+    /// PHC string when the link has a password.
+    pub password_hash: Option<String>,
+    pub expires: Option<SystemTime>,
+    pub created: SystemTime,
+    pub nonce: [u8; 32],
+    pub token_hash: [u8; 32],
+}
+
+/// What the web layer hands the store to make a share link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewShare {
+    pub mode: ShareMode,
+    pub password_hash: Option<String>,
+    pub expires: Option<SystemTime>,
+    pub nonce: [u8; 32],
+    pub token_hash: [u8; 32],
+}
+
+/// A resumable upload in progress: bytes received so far are durable in packs (and a small
+/// tail file), so it survives dropped connections and restarts until committed, aborted or
+/// expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedInfo {
+    pub id: StagedId,
+    pub user: UserId,
+    /// Total length when announced.
+    pub length: Option<u64>,
+    /// Bytes durably received.
+    pub offset: u64,
+    pub created: SystemTime,
+    /// Last time bytes arrived; expiry counts from here.
+    pub updated: SystemTime,
+    /// Opaque to the store (the web layer keeps the target path and mtime here).
+    pub label: String,
+}
