@@ -67,6 +67,7 @@ function saveSort() {
 }
 
 function crumbs(path, query) {
+  if (path === '/' && !query) return null;
   const items = [['/', 'My cloud']];
   if (!query) {
     let acc = '';

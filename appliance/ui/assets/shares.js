@@ -2,7 +2,7 @@
 // page listing every link with copy and revoke.
 
 import { get, post, del } from './api.js';
-import { h, replace, field, fail, say, formDialog, infoDialog, confirmDialog, fmtDate, copyText } from './ui.js';
+import { h, replace, field, fail, say, formDialog, infoDialog, confirmDialog, fmtDate, copyText, iconFor } from './ui.js';
 
 const absolute = (url) => new URL(url, location.origin).href;
 
@@ -61,7 +61,7 @@ export async function showShares(ctx) {
       h('tbody', {}, shares.map((s) => {
         const url = absolute(s.url);
         return h('tr', { dataset: { id: s.id } },
-          h('td', { class: 'name' }, h('span', { 'aria-hidden': 'true' }, s.kind === 'dir' ? '📁 ' : '📄 '), s.path,
+          h('td', { class: 'name' }, h('span', { class: 'entry-name' }, iconFor({ kind: s.kind }), s.path),
             h('div', { class: 'muted hide-narrow' }, `created ${fmtDate(s.created)}`)),
           h('td', {}, s.mode === 'upload' ? 'upload only' : 'read', s.has_password ? ', password' : ''),
           h('td', { class: 'hide-narrow' }, s.expires ? fmtDate(s.expires) : 'never'),

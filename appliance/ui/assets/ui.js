@@ -121,17 +121,27 @@ export function fmtDuration(secs) {
   return `${s} s`;
 }
 
-/** An emoji icon for an entry, hidden from screen readers. */
+const ICONS = {
+  dir: 'M3 6a2 2 0 0 1 2-2h4l2 2h8a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2z',
+  file: 'M6 2h8l5 5v13a2 2 0 0 1-2 2H6a2 2 0 0 1-2-2V4a2 2 0 0 1 2-2zm7 1.5V8h4.5',
+  image: 'M4 4h16a1 1 0 0 1 1 1v14a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1V5a1 1 0 0 1 1-1zm1 13h14l-4.5-6-3.5 4.5-2.5-3z',
+  video: 'M3 5h13a1 1 0 0 1 1 1v3l4-3v12l-4-3v3a1 1 0 0 1-1 1H3a1 1 0 0 1-1-1V6a1 1 0 0 1 1-1z',
+  audio: 'M9 17V5l11-2v12M9 17a3 3 0 1 1-3-3 3 3 0 0 1 3 3zm11-2a3 3 0 1 1-3-3 3 3 0 0 1 3 3z',
+};
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** A small icon for an entry (folder, picture, video, audio, file), hidden from screen readers. */
 export function iconFor(entry) {
-  let glyph = '📄';
   const mime = entry.mime || '';
-  if (entry.kind === 'dir') glyph = '📁';
-  else if (mime.startsWith('image/')) glyph = '🖼️';
-  else if (mime.startsWith('video/')) glyph = '🎞️';
-  else if (mime.startsWith('audio/')) glyph = '🎵';
-  else if (mime === 'application/zip' || mime.includes('compressed')) glyph = '🗜️';
-  else if (mime === 'application/pdf') glyph = '📕';
-  return h('span', { class: 'icon', 'aria-hidden': 'true' }, glyph);
+  const kind = entry.kind === 'dir' ? 'dir' : ['image', 'video', 'audio'].find((k) => mime.startsWith(`${k}/`)) || 'file';
+  const svg = document.createElementNS(SVG_NS, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('class', `icon icon-${kind}`);
+  const path = document.createElementNS(SVG_NS, 'path');
+  path.setAttribute('d', ICONS[kind]);
+  svg.append(path);
+  return svg;
 }
 
 /** Copies text to the clipboard, falling back to selecting an input. */

@@ -1,0 +1,274 @@
+// The whole journey of issue 3 in headless Chromium against the real binary: claim, sign in,
+// drag-and-drop upload (a photo among them), thumbnail, gallery, a password-protected share
+// link opened in a fresh browser, an upload-only link, delete and restore from the trash,
+// and restoring an older version. Steps run in order and share one daemon and one browser.
+
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { startDaemon, launchBrowser, screenshots, watchErrors, DESKTOP, PHONE } from './harness.js';
+
+const STEP = { timeout: 90_000 };
+const OWNER = { name: 'alice', password: 'correct horse battery' };
+const SHARE_PASSWORD = 'open sesame';
+
+describe('percloud web pages', { timeout: 15 * 60_000 }, () => {
+  let daemon;
+  let browser;
+  let context;
+  let page;
+  let shareUrl;
+  const errors = [];
+  const blob = randomBytes(300 * 1024 + 17);
+  const notes = 'shopping list: milk, bread\n';
+
+  before(async () => {
+    daemon = await startDaemon();
+    browser = await launchBrowser();
+    context = await browser.newContext({ viewport: DESKTOP, acceptDownloads: true });
+    context.setDefaultTimeout(20_000);
+    page = await context.newPage();
+    watchErrors(page, errors);
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => {});
+    await daemon?.stop();
+  });
+
+  test('claim page: owner account, certificate fingerprint and download', STEP, async () => {
+    await page.goto(`${daemon.url}/`);
+    await page.waitForURL('**/claim');
+    await page.getByRole('heading', { name: 'Welcome to percloud' }).waitFor();
+    const fingerprint = await page.locator('#ca-fingerprint').textContent();
+    assert.match(fingerprint, /[0-9A-Fa-f]{2}/, 'the claim page shows the CA fingerprint');
+    const ca = await page.request.get(`${daemon.url}/ca.pem`);
+    assert.equal(ca.status(), 200);
+    assert.match(await ca.text(), /BEGIN CERTIFICATE/);
+    await page.getByLabel('Your name (sign-in name)').fill(OWNER.name);
+    await page.getByLabel('Password', { exact: true }).fill(OWNER.password);
+    await page.getByLabel('Password again').fill('a different one');
+    await page.getByRole('button', { name: 'Create the owner account' }).click();
+    await page.getByText('The two passwords differ.').waitFor();
+    await page.getByLabel('Password again').fill(OWNER.password);
+    await screenshots(page, '01-claim');
+    await page.getByRole('button', { name: 'Create the owner account' }).click();
+    await page.getByRole('heading', { name: 'My cloud' }).waitFor();
+    await screenshots(page, '02-empty-cloud');
+  });
+
+  test('sign out, wrong password refused, sign in', STEP, async () => {
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+    await page.waitForURL('**/login');
+    await page.getByLabel('Name').fill(OWNER.name);
+    await page.getByLabel('Password').fill('wrong password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText('Wrong name or password.').waitFor();
+    await screenshots(page, '03-sign-in');
+    await page.getByLabel('Password').fill(OWNER.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'My cloud' }).waitFor();
+  });
+
+  test('drag and drop several files including a photo, and the picker', STEP, async () => {
+    const transfer = await page.evaluateHandle(async ({ blobB64, notesText }) => {
+      const dt = new DataTransfer();
+      const canvas = document.createElement('canvas');
+      canvas.width = 640;
+      canvas.height = 480;
+      const g = canvas.getContext('2d');
+      const grad = g.createLinearGradient(0, 0, 640, 480);
+      grad.addColorStop(0, '#f97316');
+      grad.addColorStop(1, '#2563eb');
+      g.fillStyle = grad;
+      g.fillRect(0, 0, 640, 480);
+      g.fillStyle = '#fff';
+      g.beginPath();
+      g.arc(320, 240, 120, 0, Math.PI * 2);
+      g.fill();
+      const jpeg = await new Promise((r) => canvas.toBlob(r, 'image/jpeg', 0.9));
+      dt.items.add(new File([jpeg], 'photo.jpg', { type: 'image/jpeg', lastModified: 1_700_000_000_000 }));
+      dt.items.add(new File([notesText], 'notes.txt', { type: 'text/plain' }));
+      const bytes = Uint8Array.from(atob(blobB64), (c) => c.charCodeAt(0));
+      dt.items.add(new File([bytes], 'data.bin', { type: 'application/octet-stream' }));
+      return dt;
+    }, { blobB64: blob.toString('base64'), notesText: notes });
+    for (const type of ['dragenter', 'dragover', 'drop']) {
+      await page.dispatchEvent('main', type, { dataTransfer: transfer });
+    }
+    await waitUploads(page, 3);
+    // The picker: a file uploaded twice makes two versions.
+    await page.setInputFiles('#upload-files', { name: 'report.txt', mimeType: 'text/plain', buffer: Buffer.from('report, first draft\n') });
+    await waitUploads(page, 4);
+    await page.setInputFiles('#upload-files', { name: 'report.txt', mimeType: 'text/plain', buffer: Buffer.from('report, second draft (worse)\n') });
+    await waitUploads(page, 5);
+    for (const name of ['photo.jpg', 'notes.txt', 'data.bin', 'report.txt']) {
+      await row(page, name).waitFor();
+    }
+    await screenshots(page, '04-uploads-list');
+    const stored = await page.evaluate(async () => (await fetch('/api/file?path=%2Fdata.bin')).arrayBuffer().then((b) => b.byteLength));
+    assert.equal(stored, blob.length);
+  });
+
+  test('thumbnail appears in the grid view', STEP, async () => {
+    await page.getByRole('button', { name: 'Hide finished uploads' }).click().catch(() => {});
+    await page.getByRole('button', { name: 'Grid view' }).click();
+    const thumb = page.locator('li.tile[data-path="/photo.jpg"] img[data-loaded="1"]');
+    await thumb.waitFor({ timeout: 60_000 });
+    const width = await thumb.evaluate((img) => img.naturalWidth);
+    assert.ok(width > 0 && width <= 256, `thumbnail width ${width}`);
+    await screenshots(page, '05-grid');
+  });
+
+  test('gallery shows the photo full size', STEP, async () => {
+    await page.getByRole('button', { name: 'Open photo.jpg' }).click();
+    const dialog = page.locator('dialog.gallery');
+    await dialog.waitFor();
+    await page.waitForFunction(() => {
+      const img = document.querySelector('dialog.gallery .stage img');
+      return img && img.complete && img.naturalWidth > 0 && img.dataset.stage === 'original';
+    }, null, { timeout: 60_000 });
+    assert.equal(await dialog.locator('.stage img').evaluate((img) => img.naturalWidth), 640);
+    await page.keyboard.press('ArrowRight');
+    await screenshots(page, '06-gallery');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    await page.getByRole('button', { name: 'Grid view' }).click(); // back to the list
+  });
+
+  test('share link with a password: a fresh browser unlocks it and downloads the same bytes', STEP, async () => {
+    await page.getByRole('button', { name: 'Actions for data.bin' }).click();
+    await page.getByRole('button', { name: 'Share link' }).click();
+    await page.getByLabel('Password (optional)').fill(SHARE_PASSWORD);
+    await page.getByRole('button', { name: 'Create link' }).click();
+    shareUrl = await page.locator('input.share-link').inputValue();
+    assert.match(shareUrl, /\/s\/[A-Za-z0-9_-]{43}$/);
+    await screenshots(page, '07-link-created', { phone: false });
+    await page.keyboard.press('Escape');
+
+    const stranger = await browser.newContext({ viewport: PHONE, acceptDownloads: true });
+    try {
+      const p = await stranger.newPage();
+      watchErrors(p, errors);
+      await p.goto(shareUrl);
+      await p.getByText('This link is protected by a password.').waitFor();
+      await p.getByLabel('Password').fill('not it');
+      await p.getByRole('button', { name: 'Open' }).click();
+      await p.getByText('Wrong password.').waitFor();
+      await p.getByLabel('Password').fill(SHARE_PASSWORD);
+      await screenshots(p, '08-share-password');
+      await p.getByRole('button', { name: 'Open' }).click();
+      const [download] = await Promise.all([p.waitForEvent('download'), p.getByRole('link', { name: 'Download' }).click()]);
+      assert.equal(download.suggestedFilename(), 'data.bin');
+      const bytes = readFileSync(await download.path());
+      assert.ok(bytes.equals(blob), `downloaded ${bytes.length} bytes, uploaded ${blob.length}`);
+      await screenshots(p, '09-share-file');
+    } finally {
+      await stranger.close();
+    }
+  });
+
+  test('shared links are listed in one place', STEP, async () => {
+    await page.getByRole('link', { name: 'Shared links' }).click();
+    await page.getByRole('button', { name: 'Revoke link to /data.bin' }).waitFor();
+    await screenshots(page, '10-shared-links');
+  });
+
+  test('an upload-only link accepts a file and shows nothing else', STEP, async () => {
+    await page.getByRole('link', { name: 'My cloud' }).click();
+    await page.getByRole('button', { name: 'New folder' }).click();
+    await page.getByLabel('Folder name').fill('Inbox');
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('button', { name: 'Actions for Inbox' }).click();
+    await page.getByRole('button', { name: 'Share link' }).click();
+    await page.getByLabel('only upload files (file drop)').check();
+    await page.getByRole('button', { name: 'Create link' }).click();
+    const dropUrl = await page.locator('input.share-link').inputValue();
+    await page.keyboard.press('Escape');
+
+    const stranger = await browser.newContext({ viewport: DESKTOP });
+    try {
+      const p = await stranger.newPage();
+      watchErrors(p, errors);
+      await p.goto(dropUrl);
+      await p.getByRole('button', { name: 'Choose files' }).waitFor();
+      await p.setInputFiles('#drop-files', { name: 'from-a-friend.txt', mimeType: 'text/plain', buffer: Buffer.from('hello from outside\n') });
+      await p.locator('#uploads li[data-state="done"]').waitFor();
+      assert.equal(await p.locator('main table, main a[href*="/file"], main a[href*="/zip"]').count(), 0, 'no listing or downloads on an upload-only page');
+      assert.equal(await p.getByText('from-a-friend.txt').count(), 1, 'only the upload row names the file');
+      const list = await p.request.get(dropUrl.replace('/s/', '/api/public/') + '/list?path=%2F');
+      assert.equal(list.status(), 403, 'listing an upload-only link is refused');
+      await screenshots(p, '11-file-drop');
+    } finally {
+      await stranger.close();
+    }
+    await page.getByRole('link', { name: 'Inbox' }).click();
+    await row(page, 'from-a-friend.txt').waitFor();
+    await page.getByRole('link', { name: 'My cloud' }).first().click();
+  });
+
+  test('delete goes to the trash, and restore brings it back', STEP, async () => {
+    await page.getByRole('button', { name: 'Actions for notes.txt' }).click();
+    await page.getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+    await row(page, 'notes.txt').waitFor({ state: 'detached' });
+    await page.getByRole('link', { name: 'Trash' }).click();
+    await page.getByRole('button', { name: 'Restore notes.txt' }).waitFor();
+    await screenshots(page, '12-trash');
+    await page.getByRole('button', { name: 'Restore notes.txt' }).click();
+    await page.getByText('The trash is empty.').waitFor();
+    await page.getByRole('link', { name: 'My cloud' }).click();
+    await row(page, 'notes.txt').waitFor();
+    const text = await page.evaluate(() => fetch('/api/file?path=%2Fnotes.txt').then((r) => r.text()));
+    assert.equal(text, notes);
+  });
+
+  test('restore an older version', STEP, async () => {
+    await page.getByRole('button', { name: 'Actions for report.txt' }).click();
+    await page.getByRole('button', { name: 'Versions' }).click();
+    const restore = page.getByRole('button', { name: /^Restore version from/ });
+    await restore.first().waitFor();
+    await screenshots(page, '13-versions', { phone: false });
+    assert.equal(await restore.count(), 1, 'two versions: one current, one to restore');
+    await restore.click();
+    await page.getByText('Version restored').waitFor();
+    const text = await page.evaluate(() => fetch('/api/file?path=%2Freport.txt').then((r) => r.text()));
+    assert.equal(text, 'report, first draft\n');
+  });
+
+  test('admin and settings pages load', STEP, async () => {
+    await page.getByRole('link', { name: 'Admin' }).click();
+    await page.getByRole('heading', { name: 'Users' }).waitFor();
+    await page.locator('tr[data-user="alice"]').waitFor();
+    await page.getByText('Saved by deduplication').waitFor();
+    await page.getByText('Version', { exact: true }).waitFor();
+    await page.getByRole('button', { name: /Run a check now|Checking/ }).click();
+    await page.locator('.fsck').getByText(/Everything checked out|problem|running/).waitFor({ timeout: 60_000 });
+    await screenshots(page, '14-admin');
+    await page.getByRole('link', { name: 'Settings' }).click();
+    await page.getByText('(this device)').waitFor();
+    await screenshots(page, '15-settings');
+    await page.getByRole('link', { name: 'My cloud' }).click();
+    await row(page, 'photo.jpg').waitFor();
+    await screenshots(page, '16-list');
+  });
+
+  test('no script errors on any page', () => {
+    assert.deepEqual(errors, []);
+  });
+});
+
+/** The row or tile of `name` in the current folder. */
+function row(page, name) {
+  return page.locator(`#listing [data-path$="/${name}"]`).first();
+}
+
+/** Waits until `count` uploads in the panel are done (fails fast on a failed one). */
+async function waitUploads(page, count) {
+  await page.waitForFunction((n) => {
+    const failed = document.querySelector('#uploads li[data-state="failed"]');
+    if (failed) throw new Error(`upload failed: ${failed.textContent}`);
+    return document.querySelectorAll('#uploads li[data-state="done"]').length >= n;
+  }, count, { timeout: 60_000 });
+}
