@@ -24,6 +24,7 @@ pub fn status_for(err: &StoreError) -> StatusCode {
         | StoreError::IsADirectory { .. }
         | StoreError::UserExists { .. }
         | StoreError::OffsetMismatch { .. }
+        | StoreError::StagedBusy { .. }
         | StoreError::OwnerRequired => StatusCode::CONFLICT,
         StoreError::IntoItself { .. } | StoreError::RootNotAllowed { .. } => StatusCode::FORBIDDEN,
         StoreError::BeyondLength { .. } => StatusCode::PAYLOAD_TOO_LARGE,

@@ -18,6 +18,17 @@ pub(crate) struct Chunker {
 }
 
 impl Chunker {
+    /// A chunker that continues after `pending`, the un-cut bytes another chunker left (see
+    /// [`Chunker::pending`]); `None` if that many bytes cannot be pending.
+    pub fn resume(pending: Vec<u8>) -> Option<Chunker> {
+        (pending.len() < 2 * MAX_CHUNK).then_some(Chunker { buf: pending })
+    }
+
+    /// The bytes received but not cut into chunks yet (less than `2 * MAX_CHUNK`).
+    pub fn pending(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// Feeds bytes; calls `emit` for every chunk that is now complete.
     pub fn push<E>(
         &mut self,
@@ -100,6 +111,29 @@ mod tests {
         assert_eq!(whole.iter().sum::<usize>(), data.len());
         assert!(whole.iter().all(|&l| l <= MAX_CHUNK));
         assert!(whole.len() > 4, "about 1 MiB average: {whole:?}");
+    }
+
+    #[test]
+    fn resuming_from_pending_bytes_cuts_the_same() {
+        let data = {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+            let mut d = vec![0u8; 11 * 1024 * 1024 + 5];
+            rng.fill_bytes(&mut d);
+            d
+        };
+        let whole = chunk_lens(&data, &mut || usize::MAX);
+        let mut lens = Vec::new();
+        let mut emit = |c: &[u8]| -> Result<(), ()> {
+            lens.push(c.len());
+            Ok(())
+        };
+        let mut chunker = Chunker::default();
+        for part in data.chunks(3_000_001) {
+            chunker.push(part, &mut emit).unwrap();
+            chunker = Chunker::resume(chunker.pending().to_vec()).unwrap();
+        }
+        chunker.finish(&mut emit).unwrap();
+        assert_eq!(lens, whole);
     }
 
     #[test]

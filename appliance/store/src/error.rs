@@ -48,6 +48,8 @@ pub enum StoreError {
     OffsetMismatch { id: u64, expected: u64, actual: u64 },
     #[error("resumable upload {id} would exceed its announced length {length}")]
     BeyondLength { id: u64, length: u64 },
+    #[error("resumable upload {id} is being written to by another request")]
+    StagedBusy { id: u64 },
     #[error("the owner's account cannot be removed")]
     OwnerRequired,
     #[error("trash item {id} not found")]

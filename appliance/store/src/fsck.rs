@@ -20,7 +20,7 @@ use crate::inner::{Inner, lock};
 use crate::pack::{self, ENTRY_HEADER_LEN, PACK_HEADER_LEN, hex};
 use crate::records::{
     ChunkHash, ChunkListRec, ChunkRec, IdRec, NodeKind, NodeRec, PackRec, QuarantineRec, Record,
-    TrashRec, UserRec, VersionRec,
+    StagedRec, TrashRec, UserRec, VersionRec,
 };
 use crate::tables::{DbResult, WriteTables, get_node, now};
 use crate::{FsckProblem, FsckReport, NodeId, Result, StoreError, VersionId};
@@ -163,6 +163,34 @@ fn check_metadata(
                 format!("version {version} of file {node}"),
                 format!(
                     "chunk {} is damaged or missing; the file must be uploaded again",
+                    hex(&hash)
+                ),
+                repair,
+            );
+        }
+    }
+    // Resumable uploads hold references to the chunks they have cut so far.
+    for item in t.staged.iter().db("scanning resumable uploads")? {
+        let (id, value) = item.db("scanning resumable uploads")?;
+        let rec = StagedRec::decode(value.value())?;
+        let mut bad = None;
+        for c in &rec.chunks {
+            *refs.entry(c.hash).or_default() += 1;
+            let known = index.get(&c.hash);
+            if known.is_none() {
+                missing.insert(c.hash, c.len);
+            }
+            if known.is_none() || known.is_some_and(|r| r.damaged) || damaged.contains_key(&c.hash)
+            {
+                bad.get_or_insert(c.hash);
+            }
+        }
+        if let Some(hash) = bad {
+            problem(
+                report,
+                format!("resumable upload {}", id.value()),
+                format!(
+                    "chunk {} is damaged or missing; the upload must be restarted",
                     hex(&hash)
                 ),
                 repair,

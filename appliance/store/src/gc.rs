@@ -29,8 +29,8 @@ const COMPACT_MIN_DEAD: u64 = 64 * 1024;
 pub(crate) fn expire(inner: &Inner, now: SystemTime) -> Result<ExpireReport> {
     let _maintenance = lock(&inner.maintenance);
     let now = nanos(now);
-    let retention = inner.options.retention;
     inner.write("expiring versions and trash", |t| {
+        let retention = crate::settings::retention_in(&t.meta, inner)?;
         let trash_cutoff =
             now.saturating_sub(u64::from(retention.trash_days) * 86_400 * 1_000_000_000);
         let trash_items_purged = trash::expire(t, trash_cutoff)?;

@@ -28,6 +28,11 @@ pub(crate) struct Inner {
     pub pins: Mutex<Pins>,
     /// Serialises gc, expire and fsck with each other.
     pub maintenance: Mutex<()>,
+    /// Staged uploads someone is writing, committing or aborting right now.
+    pub staged_busy: Mutex<HashSet<u64>>,
+    /// Content hashers of staged uploads, with the offset they have consumed up to; lost on
+    /// restart (the commit then re-reads the staged bytes).
+    pub staged_hashers: Mutex<HashMap<u64, (u64, blake3::Hasher)>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -124,6 +129,8 @@ impl Inner {
             writer: Mutex::new(active),
             pins: Mutex::new(Pins::default()),
             maintenance: Mutex::new(()),
+            staged_busy: Mutex::new(HashSet::new()),
+            staged_hashers: Mutex::new(HashMap::new()),
         })
     }
 

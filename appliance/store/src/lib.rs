@@ -6,7 +6,7 @@
 //! database. Data is fsynced before the metadata transaction that points at it commits, so an
 //! acknowledged write survives a crash and an interrupted one leaves the previous version intact.
 //!
-//! **Owns**: the data folder (`meta.redb`, `packs/`), its on-disk format, users' trees,
+//! **Owns**: the data folder (`meta.redb`, `packs/`, `staging/`), its on-disk format, users' trees,
 //! versions, trash, dead properties, quota accounting, garbage collection and fsck.
 //!
 //! **Must never**: know about HTTP, TLS or password hashing (it stores the hash it is given);
@@ -20,7 +20,8 @@
 //! Module map: `chunker` (streaming FastCDC), `pack` (entry byte layout,
 //! compression), `backend` ([`PackBackend`], [`LocalDisk`]), `inner` (the active pack,
 //! pins), `records`/`tables` (versioned records, redb tables), `namespace`, `upload`,
-//! `reader`, `versions`, `trash`, `props`, `users`, `gc`, `fsck`.
+//! `reader`, `versions`, `trash`, `props`, `users`, `gc`, `fsck`, `settings` (retention,
+//! disk space), `shares` (share links), `staged` (resumable uploads).
 //! The on-disk format and the safety arguments are in `docs/storage-format.md`.
 
 mod backend;
@@ -36,6 +37,9 @@ mod path;
 mod props;
 mod reader;
 mod records;
+mod settings;
+mod shares;
+mod staged;
 mod tables;
 mod trash;
 mod upload;
@@ -95,9 +99,9 @@ impl Store {
     /// Opens (creating if needed) the store in `dir`. Fails with [`StoreError::InUse`] when
     /// another process holds it.
     pub fn open(dir: &Path, options: StoreOptions) -> Result<Store> {
-        Ok(Store {
-            inner: Arc::new(Inner::open(dir, options)?),
-        })
+        let inner = Arc::new(Inner::open(dir, options)?);
+        staged::open(&inner)?;
+        Ok(Store { inner })
     }
 
     // --- users ---
@@ -119,7 +123,9 @@ impl Store {
     pub fn set_quota(&self, name: &str, quota: Option<u64>) -> Result<()> {
         users::update(&self.inner, name, |u| u.quota = quota)
     }
-    /// Removes the account and its whole tree; its chunks become garbage for [`Store::gc`].
+    /// Removes the account, its whole tree, its share links and resumable uploads; its chunks
+    /// become garbage for [`Store::gc`]. The owner ([`Store::owner`]) cannot be removed
+    /// ([`StoreError::OwnerRequired`]).
     pub fn remove_user(&self, name: &str) -> Result<()> {
         users::remove(&self.inner, name)
     }
@@ -340,19 +346,22 @@ mod tests {
 /// whatever arrived is kept). Dropping it without `finish` keeps only what an earlier
 /// `finish` recorded.
 #[derive(Debug)]
-pub struct StagedWriter {}
+pub struct StagedWriter {
+    state: staged::WriterState,
+}
 
 impl StagedWriter {
+    /// Appends bytes; fails with [`StoreError::BeyondLength`] past the announced length and
+    /// [`StoreError::QuotaExceeded`] past the user's free quota.
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
-        let _ = data;
-        todo!()
+        self.state.write(data)
     }
     /// Offset the upload will have after `finish`.
     pub fn offset(&self) -> u64 {
-        todo!()
+        self.state.offset()
     }
     pub fn finish(self) -> Result<StagedInfo> {
-        todo!()
+        self.state.finish()
     }
 }
 
@@ -361,8 +370,7 @@ impl StagedWriter {
 impl Store {
     /// The current path of a node of `user`'s tree (NotFound when it is gone or in the trash).
     pub fn path_of(&self, user: UserId, node: NodeId) -> Result<StorePath> {
-        let _ = (user, node);
-        todo!()
+        namespace::path_of(&self.inner, user, node)
     }
     /// Files and folders whose name contains `query` (case-insensitive), at most `limit`,
     /// breadth first from the root.
@@ -372,47 +380,43 @@ impl Store {
         query: &str,
         limit: usize,
     ) -> Result<Vec<(StorePath, Entry)>> {
-        let _ = (user, query, limit);
-        todo!()
+        namespace::search(&self.inner, user, query, limit)
     }
     /// The box's owner: the first account ever created (lowest id) that still exists.
     pub fn owner(&self) -> Result<Option<User>> {
-        todo!()
+        users::owner(&self.inner)
     }
     /// Retention in force: the one set by [`Store::set_retention`], else the options'.
     pub fn retention(&self) -> Result<Retention> {
-        todo!()
+        settings::retention(&self.inner)
     }
     /// Persists new retention settings (they win over the options from then on).
     pub fn set_retention(&self, retention: Retention) -> Result<()> {
-        let _ = retention;
-        todo!()
+        settings::set_retention(&self.inner, retention)
     }
     /// Bytes of the data disk: (total, available to the daemon).
     pub fn disk_space(&self) -> Result<(u64, u64)> {
-        todo!()
+        settings::disk_space(&self.inner)
     }
 
     // --- share links ---
 
+    /// Creates a link to the file or folder at `path`; [`ShareMode::Upload`] only for folders
+    /// ([`StoreError::NotADirectory`] otherwise).
     pub fn create_share(&self, user: UserId, path: &StorePath, share: NewShare) -> Result<Share> {
-        let _ = (user, path, share);
-        todo!()
+        shares::create(&self.inner, user, path, share)
     }
     /// `user`'s links, newest first.
     pub fn shares(&self, user: UserId) -> Result<Vec<Share>> {
-        let _ = user;
-        todo!()
+        shares::list(&self.inner, user)
     }
     /// The link whose token hashes to `token_hash`, whatever its state (the caller checks
     /// expiry and whether its node still exists).
     pub fn share_by_token_hash(&self, token_hash: &[u8; 32]) -> Result<Option<Share>> {
-        let _ = token_hash;
-        todo!()
+        shares::by_token_hash(&self.inner, token_hash)
     }
     pub fn revoke_share(&self, user: UserId, id: ShareId) -> Result<()> {
-        let _ = (user, id);
-        todo!()
+        shares::revoke(&self.inner, user, id)
     }
 
     // --- resumable uploads ---
@@ -424,21 +428,22 @@ impl Store {
         length: Option<u64>,
         label: &str,
     ) -> Result<StagedInfo> {
-        let _ = (user, length, label);
-        todo!()
+        staged::create(&self.inner, user, length, label)
     }
     pub fn staged(&self, user: UserId, id: StagedId) -> Result<StagedInfo> {
-        let _ = (user, id);
-        todo!()
+        staged::status(&self.inner, user, id)
     }
     /// Continues an upload at `offset`, which must equal its current offset
-    /// ([`StoreError::OffsetMismatch`] otherwise). One writer per upload at a time.
+    /// ([`StoreError::OffsetMismatch`] otherwise). One writer per upload at a time
+    /// ([`StoreError::StagedBusy`] otherwise).
     pub fn append_staged(&self, user: UserId, id: StagedId, offset: u64) -> Result<StagedWriter> {
-        let _ = (user, id, offset);
-        todo!()
+        Ok(StagedWriter {
+            state: staged::append(&self.inner, user, id, offset)?,
+        })
     }
     /// Makes the staged bytes the new content of `path`, as [`Upload::commit`] does, and
-    /// forgets the staged upload.
+    /// forgets the staged upload. When a length was announced, the upload must be complete
+    /// ([`StoreError::OffsetMismatch`] otherwise).
     pub fn commit_staged(
         &self,
         user: UserId,
@@ -446,16 +451,15 @@ impl Store {
         path: &StorePath,
         options: &CommitOptions,
     ) -> Result<CommitOutcome> {
-        let _ = (user, id, path, options);
-        todo!()
+        staged::commit(&self.inner, user, id, path, options)
     }
+    /// Drops a resumable upload and releases its chunks.
     pub fn abort_staged(&self, user: UserId, id: StagedId) -> Result<()> {
-        let _ = (user, id);
-        todo!()
+        staged::abort(&self.inner, user, id)
     }
-    /// Aborts staged uploads idle since before `cutoff`; returns how many.
+    /// Aborts staged uploads idle since before `cutoff`; returns how many. ([`Store::expire`]
+    /// leaves them alone: the web layer decides how long a partial upload is kept.)
     pub fn expire_staged(&self, cutoff: SystemTime) -> Result<u64> {
-        let _ = cutoff;
-        todo!()
+        staged::expire(&self.inner, cutoff)
     }
 }

@@ -501,3 +501,72 @@ pub(crate) fn purge_tree(t: &mut WriteTables<'_>, top: NodeId) -> Result<u64> {
     }
     Ok(freed)
 }
+
+/// A stand-in path for errors about a node known only by id.
+fn node_label(node: NodeId) -> StorePath {
+    StorePath::from_segments([format!("#{node}")]).unwrap_or_default()
+}
+
+/// The current path of `node` in `user`'s tree, walking parents up to the root.
+pub(crate) fn path_of(inner: &Inner, user: UserId, node: NodeId) -> Result<StorePath> {
+    inner.read("finding a node's path", |t| {
+        let root = need_user(&t.users, user)?.root;
+        let gone = || StoreError::NotFound {
+            path: node_label(node),
+        };
+        let mut names = Vec::new();
+        let mut id = node;
+        while id != root {
+            let rec = get_node(&t.nodes, id)?.ok_or_else(gone)?;
+            // A trashed subtree's top has parent 0; so has another user's root.
+            if rec.owner != user || rec.trash.is_some() || rec.parent == 0 {
+                return Err(gone());
+            }
+            if names.len() > crate::MAX_DEPTH {
+                return Err(StoreError::Corrupt {
+                    what: format!("node {node}"),
+                    detail: "its parents form a cycle".to_owned(),
+                });
+            }
+            names.push(rec.name);
+            id = rec.parent;
+        }
+        names.reverse();
+        Ok(StorePath::from_segments(names)?)
+    })
+}
+
+/// Breadth-first search from `user`'s root for names containing `query`, ignoring case;
+/// never looks into the trash (trashed subtrees are detached from the tree).
+pub(crate) fn search(
+    inner: &Inner,
+    user: UserId,
+    query: &str,
+    limit: usize,
+) -> Result<Vec<(StorePath, Entry)>> {
+    let needle = query.to_lowercase();
+    inner.read("searching", |t| {
+        let root = need_user(&t.users, user)?.root;
+        let mut out = Vec::new();
+        let mut queue = std::collections::VecDeque::from([(root, StorePath::root())]);
+        while let Some((dir, dir_path)) = queue.pop_front() {
+            if out.len() >= limit {
+                break;
+            }
+            for item in t.children.range((dir, "")..(dir + 1, "")).db("searching")? {
+                let (key, child) = item.db("searching")?;
+                let name = key.value().1;
+                let child = crate::records::IdRec::decode(child.value())?.0;
+                let node = tables::need_node(&t.nodes, child)?;
+                let path = dir_path.join(name)?;
+                if node.kind == NodeKind::Dir {
+                    queue.push_back((child, path.clone()));
+                }
+                if out.len() < limit && name.to_lowercase().contains(&needle) {
+                    out.push((path, entry(child, &node)));
+                }
+            }
+        }
+        Ok(out)
+    })
+}

@@ -194,6 +194,51 @@ impl Record for QuarantineRec {
     const WHAT: &'static str = "quarantine record";
 }
 
+/// Retention settings chosen by the admin; win over `StoreOptions::retention`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RetentionRec {
+    pub keep_versions: u32,
+    pub keep_days: u32,
+    pub trash_days: u32,
+}
+impl Record for RetentionRec {
+    const WHAT: &'static str = "retention record";
+}
+
+/// A share link. `mode`: 0 read, 1 upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ShareRec {
+    pub user: UserId,
+    pub node: NodeId,
+    pub mode: u8,
+    pub password_hash: Option<String>,
+    pub expires: Option<u64>,
+    pub created: u64,
+    pub nonce: [u8; 32],
+    pub token_hash: [u8; 32],
+}
+impl Record for ShareRec {
+    const WHAT: &'static str = "share record";
+}
+
+/// A resumable upload: the chunks cut so far (each holding one reference, like a version's
+/// chunk list) and the length of the un-cut tail kept in `staging/<id>-<offset>.tail`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StagedRec {
+    pub user: UserId,
+    pub length: Option<u64>,
+    /// Bytes durably received: the chunks' lengths plus `tail_len`.
+    pub offset: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub label: String,
+    pub chunks: Vec<ChunkRef>,
+    pub tail_len: u64,
+}
+impl Record for StagedRec {
+    const WHAT: &'static str = "staged upload record";
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

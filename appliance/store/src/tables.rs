@@ -34,6 +34,13 @@ pub(crate) const TRASH: TableDefinition<(u64, u64), Bytes> = TableDefinition::ne
 pub(crate) const PROPS: TableDefinition<(u64, &str, &str), Bytes> = TableDefinition::new("props");
 /// Chunk hash → [`crate::records::QuarantineRec`].
 pub(crate) const QUARANTINE: TableDefinition<&[u8; 32], Bytes> = TableDefinition::new("quarantine");
+/// Share id → [`crate::records::ShareRec`].
+pub(crate) const SHARES: TableDefinition<u64, Bytes> = TableDefinition::new("shares");
+/// Token hash → [`IdRec`] share id.
+pub(crate) const SHARE_TOKENS: TableDefinition<&[u8; 32], Bytes> =
+    TableDefinition::new("share_tokens");
+/// Staged (resumable) upload id → [`crate::records::StagedRec`].
+pub(crate) const STAGED: TableDefinition<u64, Bytes> = TableDefinition::new("staged");
 
 /// Meta keys.
 pub(crate) const META_FORMAT: &str = "format";
@@ -44,6 +51,10 @@ pub(crate) const NEXT_VERSION: &str = "next_version";
 pub(crate) const NEXT_TRASH: &str = "next_trash";
 pub(crate) const NEXT_PACK: &str = "next_pack";
 pub(crate) const CHANGE_SEQ: &str = "change_seq";
+pub(crate) const NEXT_SHARE: &str = "next_share";
+pub(crate) const NEXT_STAGED: &str = "next_staged";
+/// Retention settings ([`crate::records::RetentionRec`]), once set by the admin.
+pub(crate) const META_RETENTION: &str = "retention";
 
 /// The layout version of the whole database (tables and their key types).
 pub(crate) const STORE_FORMAT: u64 = 1;
@@ -147,6 +158,9 @@ pub(crate) struct WriteTables<'t> {
     pub trash: Table<'t, (u64, u64), Bytes>,
     pub props: Table<'t, (u64, &'static str, &'static str), Bytes>,
     pub quarantine: Table<'t, &'static [u8; 32], Bytes>,
+    pub shares: Table<'t, u64, Bytes>,
+    pub share_tokens: Table<'t, &'static [u8; 32], Bytes>,
+    pub staged: Table<'t, u64, Bytes>,
     /// The change sequence allocated for this transaction, once needed.
     seq: Option<u64>,
 }
@@ -167,6 +181,9 @@ impl<'t> WriteTables<'t> {
             trash: txn.open_table(TRASH).db(OP)?,
             props: txn.open_table(PROPS).db(OP)?,
             quarantine: txn.open_table(QUARANTINE).db(OP)?,
+            shares: txn.open_table(SHARES).db(OP)?,
+            share_tokens: txn.open_table(SHARE_TOKENS).db(OP)?,
+            staged: txn.open_table(STAGED).db(OP)?,
             seq: None,
         })
     }
@@ -257,6 +274,7 @@ impl<'t> WriteTables<'t> {
 
 /// The tables read by most operations, opened in one read transaction.
 pub(crate) struct ReadTables {
+    pub meta: redb::ReadOnlyTable<&'static str, Bytes>,
     pub nodes: redb::ReadOnlyTable<u64, Bytes>,
     pub children: redb::ReadOnlyTable<(u64, &'static str), Bytes>,
     pub versions: redb::ReadOnlyTable<(u64, u64), Bytes>,
@@ -265,12 +283,16 @@ pub(crate) struct ReadTables {
     pub user_names: redb::ReadOnlyTable<&'static str, Bytes>,
     pub trash: redb::ReadOnlyTable<(u64, u64), Bytes>,
     pub props: redb::ReadOnlyTable<(u64, &'static str, &'static str), Bytes>,
+    pub shares: redb::ReadOnlyTable<u64, Bytes>,
+    pub share_tokens: redb::ReadOnlyTable<&'static [u8; 32], Bytes>,
+    pub staged: redb::ReadOnlyTable<u64, Bytes>,
 }
 
 impl ReadTables {
     pub fn open(txn: &redb::ReadTransaction) -> Result<Self> {
         const OP: &str = "opening tables";
         Ok(ReadTables {
+            meta: txn.open_table(META).db(OP)?,
             nodes: txn.open_table(NODES).db(OP)?,
             children: txn.open_table(CHILDREN).db(OP)?,
             versions: txn.open_table(VERSIONS).db(OP)?,
@@ -279,6 +301,9 @@ impl ReadTables {
             user_names: txn.open_table(USER_NAMES).db(OP)?,
             trash: txn.open_table(TRASH).db(OP)?,
             props: txn.open_table(PROPS).db(OP)?,
+            shares: txn.open_table(SHARES).db(OP)?,
+            share_tokens: txn.open_table(SHARE_TOKENS).db(OP)?,
+            staged: txn.open_table(STAGED).db(OP)?,
         })
     }
 }

@@ -108,6 +108,7 @@ pub(crate) fn purge_item(t: &mut WriteTables<'_>, user: UserId, id: TrashId) -> 
     let rec = get(t, user, id)?;
     t.trash.remove((user, id)).db("removing a trash item")?;
     let freed = purge_tree(t, rec.node)?;
+    crate::shares::remove_where(t, None)?;
     if let Some(mut account) = tables::get_user(&t.users, user)? {
         account.used = account.used.saturating_sub(freed);
         t.put_user(user, &account)?;

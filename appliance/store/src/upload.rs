@@ -28,8 +28,12 @@ pub(crate) struct UploadState {
     user: UserId,
     len: u64,
     chunker: Chunker,
-    file_hash: blake3::Hasher,
+    /// `None` when resuming a staged upload whose hasher was lost to a restart.
+    file_hash: Option<blake3::Hasher>,
     chunks: Vec<ChunkRef>,
+    /// Leading entries of `chunks` whose references are already held (by a staged upload
+    /// being committed); commit transfers them instead of adding new ones.
+    counted: usize,
     /// Chunks this upload appended to packs (not yet in the index).
     written: HashMap<ChunkHash, Written>,
     /// Chunks found in the index and pinned against GC until commit or drop.
@@ -63,15 +67,34 @@ impl UploadState {
                 });
             }
         }
+        Self::resume(
+            inner,
+            user,
+            0,
+            Chunker::default(),
+            Some(blake3::Hasher::new()),
+        )
+    }
+
+    /// An upload that already holds `len` bytes, of which the chunker holds the un-cut tail
+    /// (a staged upload continuing). Checks no quota.
+    pub fn resume(
+        inner: Arc<Inner>,
+        user: UserId,
+        len: u64,
+        chunker: Chunker,
+        file_hash: Option<blake3::Hasher>,
+    ) -> Result<Self> {
         let compressor = zstd::bulk::Compressor::new(pack::ZSTD_LEVEL)
             .map_err(|e| StoreError::io("creating a compressor", inner.dir.clone(), e))?;
         Ok(UploadState {
             inner,
             user,
-            len: 0,
-            chunker: Chunker::default(),
-            file_hash: blake3::Hasher::new(),
+            len,
+            chunker,
+            file_hash,
             chunks: Vec::new(),
+            counted: 0,
             written: HashMap::new(),
             deduped: BTreeSet::new(),
             packs: BTreeSet::new(),
@@ -84,8 +107,31 @@ impl UploadState {
         self.len
     }
 
+    /// Chunks whose references the caller already holds, to put before this upload's own.
+    pub fn set_counted_prefix(&mut self, chunks: Vec<ChunkRef>) {
+        self.counted = chunks.len();
+        let own = std::mem::replace(&mut self.chunks, chunks);
+        self.chunks.extend(own);
+    }
+
+    /// The chunks cut so far, in file order.
+    pub fn chunks(&self) -> &[ChunkRef] {
+        &self.chunks
+    }
+
+    /// The bytes not yet cut into chunks.
+    pub fn pending(&self) -> &[u8] {
+        self.chunker.pending()
+    }
+
+    pub fn take_hasher(&mut self) -> Option<blake3::Hasher> {
+        self.file_hash.take()
+    }
+
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
-        self.file_hash.update(data);
+        if let Some(h) = &mut self.file_hash {
+            h.update(data);
+        }
         self.len += data.len() as u64;
         let mut chunker = std::mem::take(&mut self.chunker);
         let result = chunker.push(data, &mut |c| self.store_chunk(c));
@@ -141,19 +187,39 @@ impl UploadState {
         Ok(())
     }
 
-    pub fn commit(&mut self, path: &StorePath, options: &CommitOptions) -> Result<CommitOutcome> {
+    /// Cuts the tail into the last chunk(s).
+    pub fn finish_chunks(&mut self) -> Result<()> {
         let mut chunker = std::mem::take(&mut self.chunker);
-        chunker.finish(&mut |c| self.store_chunk(c))?;
-        let content_hash = *self.file_hash.finalize().as_bytes();
+        chunker.finish(&mut |c| self.store_chunk(c))
+    }
+
+    /// Makes every chunk this upload wrote durable.
+    pub fn sync(&self) -> Result<()> {
+        self.inner.sync_packs(&self.packs)
+    }
+
+    pub fn commit(&mut self, path: &StorePath, options: &CommitOptions) -> Result<CommitOutcome> {
+        self.finish_chunks()?;
+        let content_hash = match &self.file_hash {
+            Some(h) => *h.finalize().as_bytes(),
+            None => {
+                return Err(StoreError::Corrupt {
+                    what: "an upload".to_owned(),
+                    detail: "content hasher missing".to_owned(),
+                });
+            }
+        };
         // Data first: once this returns, every byte the new version needs is durable.
-        self.inner.sync_packs(&self.packs)?;
+        self.sync()?;
         let inner = self.inner.clone();
         inner.write("committing an upload", |t| {
             self.commit_txn(t, path, options, content_hash)
         })
     }
 
-    fn commit_txn(
+    /// The metadata of a commit, inside the caller's transaction: preconditions, quota, chunk
+    /// references, the version, the node, ancestors, usage, pruning.
+    pub fn commit_txn(
         &self,
         t: &mut WriteTables<'_>,
         path: &StorePath,
@@ -230,7 +296,8 @@ impl UploadState {
         t.touch(id, now)?;
         account.used = account.used.saturating_sub(old_size) + self.len;
         t.put_user(self.user, &account)?;
-        versions::prune_by_count(t, id, version, &self.inner.options.retention)?;
+        let retention = crate::settings::retention_in(&t.meta, &self.inner)?;
+        versions::prune_by_count(t, id, version, &retention)?;
         Ok(CommitOutcome {
             entry: entry(id, &node),
             created: existing_entry.is_none(),
@@ -239,9 +306,10 @@ impl UploadState {
 
     /// Adds this upload's chunk references to the index, inserting the chunks it wrote itself
     /// unless someone else indexed the same content meanwhile (then our copy is dead space).
-    fn index_chunks(&self, t: &mut WriteTables<'_>) -> Result<()> {
+    /// The counted prefix already holds its references.
+    pub fn index_chunks(&self, t: &mut WriteTables<'_>) -> Result<()> {
         let mut counts: HashMap<ChunkHash, u64> = HashMap::new();
-        for c in &self.chunks {
+        for c in &self.chunks[self.counted..] {
             *counts.entry(c.hash).or_default() += 1;
         }
         for (hash, n) in counts {

@@ -1,6 +1,8 @@
 //! Accounts: name → id, and per id the record with the password hash, quota, usage and the
 //! user's root folder.
 
+use redb::ReadableTable;
+
 use crate::inner::Inner;
 use crate::namespace::{self, purge_tree};
 use crate::records::{IdRec, Record, UserRec};
@@ -122,11 +124,22 @@ pub(crate) fn update(inner: &Inner, name: &str, f: impl FnOnce(&mut UserRec)) ->
 }
 
 pub(crate) fn remove(inner: &Inner, name: &str) -> Result<()> {
+    let mut removed_staged = Vec::new();
     inner.write("removing a user", |t| {
         let id = id_of(&t.user_names, name)?.ok_or_else(|| StoreError::UnknownUser {
             name: name.to_owned(),
         })?;
+        let owner = t
+            .users
+            .first()
+            .db("finding the owner")?
+            .map(|(k, _)| k.value());
+        if owner == Some(id) {
+            return Err(StoreError::OwnerRequired);
+        }
         let rec = need_user(&t.users, id)?;
+        crate::shares::remove_where(t, Some(id))?;
+        removed_staged = crate::staged::remove_for_user(t, id)?;
         for item in crate::trash::item_ids(t, id)? {
             crate::trash::purge_item(t, id, item)?;
         }
@@ -134,5 +147,17 @@ pub(crate) fn remove(inner: &Inner, name: &str) -> Result<()> {
         t.users.remove(id).db("removing a user")?;
         t.user_names.remove(name).db("removing a user name")?;
         Ok(())
+    })?;
+    crate::staged::forget_files(inner, &removed_staged);
+    Ok(())
+}
+
+/// The lowest-id account that still exists.
+pub(crate) fn owner(inner: &Inner) -> Result<Option<User>> {
+    inner.read("finding the owner", |t| {
+        match redb::ReadableTable::first(&t.users).db("finding the owner")? {
+            Some((id, rec)) => Ok(Some(user(id.value(), UserRec::decode(rec.value())?))),
+            None => Ok(None),
+        }
     })
 }

@@ -286,7 +286,8 @@ pub(crate) fn restore(
         let mut account = need_user(&t.users, user)?;
         account.used = (account.used + rec.size).saturating_sub(head.size);
         t.put_user(user, &account)?;
-        prune_by_count(t, id, new_version, &inner.options.retention)?;
+        let retention = crate::settings::retention_in(&t.meta, inner)?;
+        prune_by_count(t, id, new_version, &retention)?;
         Ok(entry(id, &node))
     })
 }

@@ -247,6 +247,7 @@ fn props_follow_moves_and_copies() {
 #[test]
 fn users() {
     let (_d, s) = store();
+    let owner = s.create_user("owner", "h0", None).unwrap();
     let a = s.create_user("alice", "h1", Some(100)).unwrap();
     assert!(matches!(
         s.create_user("alice", "h", None),
@@ -269,7 +270,7 @@ fn users() {
         (got.id, got.password_hash.as_str(), got.quota),
         (a.id, "h3", None)
     );
-    assert_eq!(s.users().unwrap().len(), 2);
+    assert_eq!(s.users().unwrap().len(), 3);
     assert!(matches!(
         s.set_quota("nobody", None),
         Err(StoreError::UnknownUser { .. })
@@ -277,6 +278,11 @@ fn users() {
     put(&s, a.id, "/f", b"data");
     s.remove_user("alice").unwrap();
     assert!(s.user("alice").unwrap().is_none());
+    assert!(matches!(
+        s.remove_user("owner"),
+        Err(StoreError::OwnerRequired)
+    ));
+    assert_eq!(s.owner().unwrap().map(|u| u.id), Some(owner.id));
     assert!(matches!(
         s.remove_user("alice"),
         Err(StoreError::UnknownUser { .. })
