@@ -50,11 +50,12 @@ pub fn text_response(status: StatusCode, message: &str) -> Response<DavBody> {
 /// A body whose chunks come from a bounded channel, so a blocking reader can stream a file
 /// without holding more than a few chunks in memory.
 #[derive(Debug)]
-pub(crate) struct ChannelBody {
+pub struct ChannelBody {
     rx: mpsc::Receiver<std::io::Result<Bytes>>,
 }
 
 impl ChannelBody {
+    /// A body yielding what arrives on `rx` until every sender is gone.
     pub fn new(rx: mpsc::Receiver<std::io::Result<Bytes>>) -> Self {
         ChannelBody { rx }
     }

@@ -94,7 +94,11 @@ impl DavHandler {
 
 /// 304 or 412 when the preconditions say so.
 fn not_modified(req: &Req, entry: &Entry) -> Option<Response<DavBody>> {
-    let status = match conditional::evaluate(&req.headers, true, Some(entry)) {
+    not_modified_by(&req.headers, entry)
+}
+
+fn not_modified_by(headers: &http::HeaderMap, entry: &Entry) -> Option<Response<DavBody>> {
+    let status = match conditional::evaluate(headers, true, Some(entry)) {
         Verdict::Proceed => return None,
         Verdict::NotModified => StatusCode::NOT_MODIFIED,
         Verdict::Failed => StatusCode::PRECONDITION_FAILED,
@@ -115,13 +119,27 @@ fn validators(headers: &mut http::HeaderMap, entry: &Entry) {
 }
 
 fn serve_file(req: &Req, reader: FileReader, head: bool) -> Result<Response<DavBody>, DavError> {
+    Ok(file_response(&req.headers, reader, head))
+}
+
+/// Answers a GET or HEAD of an opened file as WebDAV does: validators, conditional requests
+/// (304/412), a single `Range` (206/416), the body streamed in bounded memory. Other front
+/// ends (the web pages' JSON API) reuse it so ranges are handled in one place.
+pub fn file_response(
+    request_headers: &http::HeaderMap,
+    reader: FileReader,
+    head: bool,
+) -> Response<DavBody> {
     let entry = reader.entry().clone();
-    if let Some(response) = not_modified(req, &entry) {
-        return Ok(response);
+    if let Some(response) = not_modified_by(request_headers, &entry) {
+        return response;
     }
     let len = reader.len();
-    let range_header = req.headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let wanted = if range_header.is_some() && conditional::if_range_allows(&req.headers, &entry) {
+    let range_header = request_headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok());
+    let wanted = if range_header.is_some() && conditional::if_range_allows(request_headers, &entry)
+    {
         range::parse(range_header, len)
     } else {
         RangeRequest::Full
@@ -151,7 +169,7 @@ fn serve_file(req: &Req, reader: FileReader, head: bool) -> Result<Response<DavB
             response
                 .headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
-            return Ok(response);
+            return response;
         }
     };
     response
@@ -160,7 +178,7 @@ fn serve_file(req: &Req, reader: FileReader, head: bool) -> Result<Response<DavB
     if !head && count > 0 {
         *response.body_mut() = stream(reader, start, count);
     }
-    Ok(response)
+    response
 }
 
 /// Streams `count` bytes from `start` on a blocking thread through a bounded channel; a client

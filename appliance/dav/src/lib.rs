@@ -41,6 +41,8 @@ mod robustness;
 mod status;
 mod xml;
 
-pub use body::{DavBody, empty_body, full_body, status_response, text_response};
+pub use body::{ChannelBody, DavBody, empty_body, full_body, status_response, text_response};
+pub use get::file_response;
 pub use handler::DavHandler;
+pub use props::content_type;
 pub use status::status_for;

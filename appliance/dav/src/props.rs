@@ -125,7 +125,7 @@ pub(crate) fn activelock(lock: &Lock, root_is_dir: bool, mount: &Mount) -> Strin
 }
 
 /// A Content-Type guessed from the file name's extension.
-pub(crate) fn content_type(name: &str) -> &'static str {
+pub fn content_type(name: &str) -> &'static str {
     let ext = name
         .rsplit_once('.')
         .map(|(_, e)| e.to_ascii_lowercase())

@@ -36,6 +36,14 @@ pub enum Command {
     },
     /// Expire old versions and trash, then reclaim unreferenced space
     Gc,
+    /// Internal: the daemon's thumbnail helper. Reads an image from stdin, writes a JPEG
+    /// thumbnail to stdout, under tight resource limits
+    #[command(hide = true)]
+    Thumbnail {
+        /// Longest side of the thumbnail, in pixels
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+        size: u32,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,8 @@ pub enum CliError {
     Control(#[from] ControlError),
     #[error(transparent)]
     Account(#[from] percloud_accounts::AccountError),
+    #[error(transparent)]
+    Thumb(#[from] percloud_thumbs::ThumbError),
     #[error("{what}: {source}")]
     Io {
         what: String,

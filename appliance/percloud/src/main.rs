@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use percloud_store::{Store, StoreOptions};
+use percloud_web::RecentLogs;
 
 use crate::admin::{Reply, Request};
 use crate::cli::{Cli, Command, UserCommand};
@@ -24,8 +25,8 @@ use crate::error::CliError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(matches!(cli.command, Command::Serve(_)));
-    match run(cli) {
+    let recent_logs = init_tracing(matches!(cli.command, Command::Serve(_)));
+    match run(cli, recent_logs) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("percloud: {error}");
@@ -34,17 +35,27 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(daemon: bool) {
+/// Logs go to stderr and, for the admin page, into a ring of recent lines.
+fn init_tracing(daemon: bool) -> RecentLogs {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let default = if daemon { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PERCLOUD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let recent_logs = RecentLogs::new();
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(recent_logs.clone())
         .init();
+    recent_logs
 }
 
-fn run(cli: Cli) -> Result<(), CliError> {
+fn run(cli: Cli, recent_logs: RecentLogs) -> Result<(), CliError> {
+    if let Command::Thumbnail { size } = cli.command {
+        // Needs no configuration or data folder: stdin to stdout, in a process of its own.
+        return Ok(percloud_thumbs::run_helper(size)?);
+    }
     let config = Config::load(cli.config.as_deref())?;
     let data = cli.data.clone().unwrap_or_else(|| config.data.clone());
     let store_options = StoreOptions {
@@ -67,6 +78,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 tls_listen,
                 hostname,
                 store: store_options,
+                recent_logs,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -101,6 +113,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             print_reply(&dispatch(&data, &store_options, Request::Gc)?);
             Ok(())
         }
+        Command::Thumbnail { .. } => Err(CliError::Internal("thumbnail handled above".into())),
     }
 }
 

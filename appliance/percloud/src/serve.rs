@@ -3,11 +3,13 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use percloud_sessions::Sessions;
 use percloud_store::{Store, StoreOptions};
 use percloud_tls::{ServerIdentity, Tls};
-use percloud_web::{App, BoundListeners, ListenerKind, Server};
+use percloud_web::{App, AppConfig, BoundListeners, ListenerKind, RecentLogs, Server, TlsInfo};
 
 use crate::error::CliError;
 use crate::workers::Workers;
@@ -15,6 +17,8 @@ use crate::{control, data_dir};
 
 /// How often old versions and trash are expired and space reclaimed.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(3600);
+/// Unfinished resumable uploads are dropped after this long without a byte arriving.
+const STAGED_UPLOAD_EXPIRY: Duration = Duration::from_secs(24 * 3600);
 /// Workers get this long to finish when the daemon stops.
 const STOP_DEADLINE: Duration = Duration::from_secs(15);
 
@@ -26,6 +30,8 @@ pub struct ServeSettings {
     pub tls_listen: Vec<SocketAddr>,
     pub hostname: String,
     pub store: StoreOptions,
+    /// The ring of recent log lines the admin page shows.
+    pub recent_logs: RecentLogs,
 }
 
 pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
@@ -36,6 +42,15 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
             .await
             .map_err(|e| CliError::Internal(e.to_string()))??
     };
+    let sessions = {
+        let path = settings.data.join("sessions.redb");
+        tokio::task::spawn_blocking(move || Sessions::open(&path))
+            .await
+            .map_err(|e| CliError::Internal(e.to_string()))?
+            .map(Arc::new)
+            .map_err(|e| CliError::Internal(e.to_string()))?
+    };
+    let link_key = data_dir::link_key(&settings.data)?;
     let tls = Tls::load_or_create(&settings.data, &identity(&settings))?;
     tracing::info!(
         fingerprint = tls.server_fingerprint_sha256(),
@@ -63,10 +78,17 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
         .map(|(_, addr)| addr.port());
     let control = control::bind(&settings.data)?;
     let mut workers = Workers::default();
-    let server = Server::new(
-        App::new(store.clone(), https_port),
-        Some(tls.server_config()),
-    );
+    let mut app = AppConfig::new(store.clone(), sessions.clone(), link_key);
+    app.https_port = https_port;
+    app.tls = Some(TlsInfo {
+        ca_pem: tls.ca_pem().to_owned(),
+        ca_fingerprint: tls.ca_fingerprint_sha256(),
+        server_fingerprint: tls.server_fingerprint_sha256(),
+    });
+    app.recent_logs = settings.recent_logs.clone();
+    app.hostname = settings.hostname.clone();
+    app.listeners = bound.clone();
+    let server = Server::new(App::new(app), Some(tls.server_config()));
     workers.spawn("web", {
         let token = workers.token();
         async move {
@@ -79,7 +101,10 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
         "control",
         control::serve(control, store.clone(), workers.token()),
     );
-    workers.spawn("maintenance", maintenance(store.clone(), workers.token()));
+    workers.spawn(
+        "maintenance",
+        maintenance(store.clone(), sessions, workers.token()),
+    );
 
     let failure = workers.run_until(stop_signal(), STOP_DEADLINE).await;
     let _ = std::fs::remove_file(control::socket_path(&settings.data));
@@ -128,8 +153,13 @@ fn warn_about_plain_network_listeners(bound: &[(ListenerKind, SocketAddr)]) {
     }
 }
 
-/// Expires old versions and trash, then reclaims space, once an interval.
-async fn maintenance(store: Store, shutdown: tokio_util::sync::CancellationToken) {
+/// Expires old versions, trash, idle resumable uploads and idle sessions, then reclaims
+/// space, once an interval.
+async fn maintenance(
+    store: Store,
+    sessions: Arc<Sessions>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
     let mut ticks = tokio::time::interval(MAINTENANCE_INTERVAL);
     ticks.tick().await; // the first tick is immediate; start-up has enough to do
     loop {
@@ -138,8 +168,18 @@ async fn maintenance(store: Store, shutdown: tokio_util::sync::CancellationToken
             _ = ticks.tick() => {}
         }
         let store = store.clone();
+        let sessions = sessions.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            let expired = store.expire(std::time::SystemTime::now())?;
+            let now = std::time::SystemTime::now();
+            match store.expire_staged(now - STAGED_UPLOAD_EXPIRY) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(uploads = n, "idle resumable uploads dropped"),
+                Err(error) => tracing::error!(%error, "expiring resumable uploads failed"),
+            }
+            if let Err(error) = sessions.purge_expired(now) {
+                tracing::error!(%error, "expiring sessions failed");
+            }
+            let expired = store.expire(now)?;
             let gc = store.gc()?;
             Ok::<_, percloud_store::StoreError>((expired, gc))
         })

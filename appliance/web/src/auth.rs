@@ -1,4 +1,5 @@
-//! HTTP Basic authentication against the accounts in the store.
+//! Password sign-in against the accounts in the store: HTTP Basic for WebDAV and the JSON
+//! sign-in of the web pages go through the same check and the same throttle.
 //!
 //! Verifying an argon2id hash costs tens of milliseconds on a Raspberry Pi, and WebDAV clients
 //! send credentials with every request. A successful check is therefore remembered for a few
@@ -63,14 +64,25 @@ impl Authenticator {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return AuthOutcome::Missing;
         };
+        match parse_basic(value.as_bytes()) {
+            Some((name, password)) => self.sign_in(&name, &password, client).await,
+            None => {
+                if let Err(wait) = self.throttle.check(client, Instant::now()) {
+                    return AuthOutcome::Throttled(wait);
+                }
+                self.throttle.record_failure(client, Instant::now());
+                AuthOutcome::Denied
+            }
+        }
+    }
+
+    /// Checks `name` and `password` for a client at `client`: the one path for Basic
+    /// credentials, the sign-in page and password confirmations, so all share the throttle.
+    pub async fn sign_in(&self, name: &str, password: &str, client: IpAddr) -> AuthOutcome {
         if let Err(wait) = self.throttle.check(client, Instant::now()) {
             return AuthOutcome::Throttled(wait);
         }
-        let Some((name, password)) = parse_basic(value.as_bytes()) else {
-            self.throttle.record_failure(client, Instant::now());
-            return AuthOutcome::Denied;
-        };
-        match self.verify(&name, &password).await {
+        match self.verify(name, password).await {
             Some(user) => {
                 self.throttle.record_success(client);
                 AuthOutcome::Authenticated(user)

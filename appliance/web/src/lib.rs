@@ -2,19 +2,32 @@
 //!
 //! Owns the listeners (plain HTTP and HTTPS through rustls), connection handling with hyper,
 //! authentication of requests (HTTP Basic against the accounts in the store, with sign-in
-//! throttling), routing to the protocol handlers (WebDAV at `/dav/`), `/healthz` and request
-//! logs. It never touches files itself: content goes through `percloud-dav` to `percloud-store`.
+//! throttling; cookie sessions with CSRF tokens for the web pages), routing to the protocol
+//! handlers (WebDAV at `/dav/`, the pages' JSON API at `/api/`, share links), `/healthz` and
+//! request logs. It never touches files itself: content goes through `percloud-store` (the
+//! API) or `percloud-dav` (WebDAV), and store errors become statuses through
+//! `percloud_dav::status_for`.
 //!
 //! Policy: plain HTTP is served in full only to loopback peers; anywhere else a plain request
 //! is redirected to HTTPS, so credentials never cross the network in clear.
 
+mod api;
 mod auth;
+mod config;
+mod cookies;
 mod error;
+mod json;
+mod links;
+mod net;
+mod pages;
+mod recent_logs;
 mod responses;
 mod router;
 mod server;
 
 pub use auth::Authenticator;
+pub use config::{AppConfig, TlsInfo};
 pub use error::WebError;
+pub use recent_logs::{RECENT_LOG_LINES, RecentLogs};
 pub use router::App;
 pub use server::{BoundListeners, ListenerKind, Server};

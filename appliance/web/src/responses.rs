@@ -21,15 +21,6 @@ pub(crate) fn text(status: StatusCode, message: &str) -> Response<DavBody> {
     response
 }
 
-pub(crate) fn html(page: &'static str) -> Response<DavBody> {
-    let mut response = Response::new(body(page));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    response
-}
-
 pub(crate) fn unauthorized() -> Response<DavBody> {
     let mut response = text(StatusCode::UNAUTHORIZED, "sign-in required");
     response.headers_mut().insert(

@@ -1,22 +1,29 @@
 //! Which handler answers which request, and the plain-HTTP policy.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body::Body;
+use http_body_util::BodyExt;
+use percloud_accounts::{LoginThrottle, ThrottleConfig};
 use percloud_dav::{DavBody, DavHandler};
+use percloud_sessions::Sessions;
 use percloud_store::Store;
 
+use crate::api::admin::FsckState;
 use crate::auth::{AuthOutcome, Authenticator};
-use crate::responses;
+use crate::config::{AppConfig, TlsInfo};
+use crate::links::LinkKeys;
+use crate::net::is_loopback;
+use crate::recent_logs::RecentLogs;
 use crate::server::ListenerKind;
+use crate::{api, pages, responses};
 
 /// Where each user's WebDAV tree is mounted.
 pub const DAV_PREFIX: &str = "/dav";
-
-const LANDING_PAGE: &str = include_str!("landing.html");
 
 /// What the server knows about the connection a request came on.
 #[derive(Debug, Clone, Copy)]
@@ -30,31 +37,76 @@ impl ConnInfo {
     fn is_private_channel(&self) -> bool {
         self.kind == ListenerKind::Tls || is_loopback(self.peer.ip())
     }
+
+    /// Cookies get `Secure` when the connection is TLS.
+    pub fn is_tls(&self) -> bool {
+        self.kind == ListenerKind::Tls
+    }
 }
 
 /// The application: everything a request can reach. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct App {
-    inner: Arc<AppInner>,
+    pub(crate) inner: Arc<AppInner>,
 }
 
 #[derive(Debug)]
-struct AppInner {
-    dav: DavHandler,
-    auth: Authenticator,
-    https_port: Option<u16>,
+pub(crate) struct AppInner {
+    pub dav: DavHandler,
+    pub auth: Authenticator,
+    pub store: Store,
+    pub sessions: Arc<Sessions>,
+    pub links: LinkKeys,
+    /// Failed share-link passwords, per address.
+    pub share_throttle: LoginThrottle,
+    /// Claiming is one at a time, so two first visitors cannot both become the owner.
+    pub claim_lock: tokio::sync::Mutex<()>,
+    pub fsck: Arc<Mutex<Option<FsckState>>>,
+    pub https_port: Option<u16>,
+    pub tls: TlsInfo,
+    pub recent_logs: RecentLogs,
+    pub hostname: String,
+    pub listeners: Vec<(ListenerKind, SocketAddr)>,
+    pub started: Instant,
+    pub thumbnailer: Option<percloud_thumbs::Thumbnailer>,
 }
 
 impl App {
-    /// `https_port` is where plain requests from the network are redirected (443 if `None`).
-    pub fn new(store: Store, https_port: Option<u16>) -> Self {
+    pub fn new(config: AppConfig) -> Self {
         App {
             inner: Arc::new(AppInner {
-                dav: DavHandler::new(store.clone(), DAV_PREFIX),
-                auth: Authenticator::new(store),
-                https_port,
+                dav: DavHandler::new(config.store.clone(), DAV_PREFIX),
+                auth: Authenticator::new(config.store.clone()),
+                store: config.store,
+                sessions: config.sessions,
+                links: LinkKeys::new(config.link_key),
+                share_throttle: LoginThrottle::new(ThrottleConfig::default()),
+                claim_lock: tokio::sync::Mutex::new(()),
+                fsck: Arc::default(),
+                https_port: config.https_port,
+                tls: config.tls.unwrap_or_default(),
+                recent_logs: config.recent_logs,
+                hostname: config.hostname,
+                listeners: config.listeners,
+                started: Instant::now(),
+                thumbnailer: config.thumbnailer,
             }),
         }
+    }
+
+    /// Answers one request as if it came from `peer` on a listener of `kind`: the entry the
+    /// server uses, public for in-memory tests.
+    pub async fn respond<B>(
+        &self,
+        req: Request<B>,
+        peer: SocketAddr,
+        kind: ListenerKind,
+    ) -> Response<DavBody>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.handle(req, ConnInfo { peer, kind }).await
     }
 
     pub(crate) async fn handle<B>(&self, req: Request<B>, conn: ConnInfo) -> Response<DavBody>
@@ -72,10 +124,15 @@ impl App {
         if path == DAV_PREFIX || path.starts_with("/dav/") {
             return self.dav(req, conn).await;
         }
-        match (req.method(), path) {
-            (&Method::GET | &Method::HEAD, "/") => responses::html(LANDING_PAGE),
-            _ => responses::text(StatusCode::NOT_FOUND, "not found"),
+        if path.starts_with("/api/") {
+            let req = req.map(|body| body.map_err(Into::into).boxed_unsync());
+            return api::handle(self, req, conn).await;
         }
+        if !matches!(*req.method(), Method::GET | Method::HEAD) {
+            return responses::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        }
+        pages::serve(&self.inner, req.uri().path(), req.headers())
+            .unwrap_or_else(|| responses::text(StatusCode::NOT_FOUND, "not found"))
     }
 
     async fn dav<B>(&self, req: Request<B>, conn: ConnInfo) -> Response<DavBody>
@@ -118,15 +175,6 @@ impl App {
     }
 }
 
-fn is_loopback(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-    }
-}
-
 /// `host:port` or `[v6]:port` → host (brackets kept for IPv6).
 fn strip_port(host: &str) -> String {
     if let Some(end) = host.find(']') {
@@ -145,7 +193,10 @@ mod tests {
 
     fn app(dir: &std::path::Path) -> App {
         let store = Store::open(dir, percloud_store::StoreOptions::default()).expect("store");
-        App::new(store, Some(8443))
+        let sessions = Sessions::open(&dir.join("sessions.redb")).expect("sessions");
+        let mut config = AppConfig::new(store, Arc::new(sessions), [1; 32]);
+        config.https_port = Some(8443);
+        App::new(config)
     }
 
     fn request(path: &str) -> Request<Full<Bytes>> {
@@ -203,13 +254,5 @@ mod tests {
         assert_eq!(strip_port("percloud.local"), "percloud.local");
         assert_eq!(strip_port("[fe80::1]:80"), "[fe80::1]");
         assert_eq!(strip_port("192.168.1.4:80"), "192.168.1.4");
-    }
-
-    #[test]
-    fn only_loopback_is_trusted_over_plain_http() {
-        assert!(is_loopback("127.0.0.1".parse().expect("ip")));
-        assert!(is_loopback("::1".parse().expect("ip")));
-        assert!(is_loopback("::ffff:127.0.0.1".parse().expect("ip")));
-        assert!(!is_loopback("192.168.1.4".parse().expect("ip")));
     }
 }
