@@ -23,6 +23,12 @@ fn user_life_cycle(data: &Path, daemon: Option<&Daemon>) {
         "without a daemon"
     };
 
+    // The first account is the box's owner; carol is an ordinary user.
+    percloud(
+        &["user", "add", "olivia", "--data", d],
+        Some(&format!("{PASSWORD}\n")),
+    )
+    .expect_success(&format!("user add of the owner {mode}"));
     let added = percloud(
         &["user", "add", "carol", "--data", d],
         Some(&format!("{PASSWORD}\n")),
@@ -95,6 +101,12 @@ fn user_life_cycle(data: &Path, daemon: Option<&Daemon>) {
             .expect("PROPFIND");
         assert_eq!(gone.status, 401, "a removed user can still sign in\n{gone}");
     }
+
+    let owner = percloud(&["user", "remove", "olivia", "--data", d], None);
+    assert!(
+        owner.code.is_some_and(|c| c != 0) && owner.stderr.contains("owner"),
+        "removing the owner {mode} must fail and say why\n{owner}"
+    );
 
     let unknown = percloud(&["user", "remove", "nobody", "--data", d], None);
     assert!(
