@@ -17,6 +17,8 @@ pub enum ThumbError {
     InputTooLarge { limit: u64 },
     #[error("not a JPEG, PNG, WebP or GIF image")]
     UnsupportedFormat,
+    #[error("the image is too large to decode ({width}×{height} pixels)")]
+    TooManyPixels { width: u32, height: u32 },
     #[error("decoding the image: {0}")]
     Decode(#[source] image::ImageError),
     #[error("encoding the thumbnail: {0}")]
@@ -64,6 +66,7 @@ impl ThumbError {
             self,
             ThumbError::InputTooLarge { .. }
                 | ThumbError::UnsupportedFormat
+                | ThumbError::TooManyPixels { .. }
                 | ThumbError::Decode(_)
                 | ThumbError::Encode(_)
                 | ThumbError::HelperTimeout(_)

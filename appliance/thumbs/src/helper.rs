@@ -66,9 +66,8 @@ pub fn run_helper(size: u32) -> Result<(), ThumbError> {
 fn lower_limits() -> io::Result<()> {
     lower(Resource::AS, HELPER_ADDRESS_SPACE, HELPER_ADDRESS_SPACE)?;
     lower(Resource::CPU, HELPER_CPU_SECONDS, HELPER_CPU_SECONDS + 1)?;
-    // No core dumps of a crash, and no files written: the output goes to a pipe.
-    lower(Resource::CORE, 0, 0)?;
-    lower(Resource::FSIZE, 0, 0)
+    // No core dump of a crash.
+    lower(Resource::CORE, 0, 0)
 }
 
 /// Sets soft and hard limits no higher than they already are (lowering is always allowed).

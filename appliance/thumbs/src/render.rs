@@ -98,6 +98,11 @@ fn decode(encoded: &[u8], limits: RenderLimits) -> Result<(DynamicImage, Orienta
     let mut reader = ImageReader::with_format(Cursor::new(encoded), format);
     reader.limits(decoder_limits);
     let mut decoder = reader.into_decoder().map_err(ThumbError::Decode)?;
+    // Some decoders (JPEG) treat `max_alloc` as advice; the decoded pixels must fit, strictly.
+    if decoder.total_bytes() > limits.max_alloc {
+        let (width, height) = decoder.dimensions();
+        return Err(ThumbError::TooManyPixels { width, height });
+    }
     // Orientation is a nicety: a broken EXIF block must not cost the thumbnail.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let image = DynamicImage::from_decoder(decoder).map_err(ThumbError::Decode)?;

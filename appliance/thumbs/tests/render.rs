@@ -119,7 +119,13 @@ fn decompression_bombs_are_refused_before_allocating() {
     for (width, height) in [(100_000, 100_000), (12_000, 12_000), (1, 12_001)] {
         let started = Instant::now();
         let error = thumbnail(&png_claiming(width, height), 256).expect_err("bomb");
-        assert!(matches!(error, ThumbError::Decode(_)), "{error}");
+        assert!(
+            matches!(
+                error,
+                ThumbError::Decode(_) | ThumbError::TooManyPixels { .. }
+            ),
+            "{error}"
+        );
         assert!(
             started.elapsed().as_secs() < 2,
             "took {:?}",
@@ -140,6 +146,33 @@ fn a_jpeg_claiming_huge_dimensions_is_refused() {
     jpeg[sof + 7..sof + 9].copy_from_slice(&65_000u16.to_be_bytes());
     let error = thumbnail(&jpeg, 256).expect_err("bomb");
     assert!(matches!(error, ThumbError::Decode(_)), "{error}");
+}
+
+/// The JPEG decoder does not enforce `max_alloc` itself; `render` does, from the header.
+#[test]
+fn pixel_budget_is_strict_for_jpeg() {
+    let jpeg = encode(&gradient(600, 400), ImageFormat::Jpeg);
+    let limits = RenderLimits {
+        max_alloc: 600 * 400 * 3 - 1,
+        ..RenderLimits::default()
+    };
+    let error = render_with_limits(&mut Cursor::new(&jpeg), 256, &mut Vec::new(), limits)
+        .expect_err("over budget");
+    assert!(
+        matches!(
+            error,
+            ThumbError::TooManyPixels {
+                width: 600,
+                height: 400
+            }
+        ),
+        "{error}"
+    );
+    let limits = RenderLimits {
+        max_alloc: 600 * 400 * 3,
+        ..limits
+    };
+    render_with_limits(&mut Cursor::new(&jpeg), 256, &mut Vec::new(), limits).expect("fits");
 }
 
 #[test]
