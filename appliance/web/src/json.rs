@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use percloud_dav::{DavBody, full_body, status_for};
 use percloud_store::{Entry, StoreError, StorePath};
@@ -23,8 +23,8 @@ const MAX_JSON_BODY: usize = 64 * 1024;
 pub(crate) struct ApiError {
     pub status: StatusCode,
     pub message: String,
-    /// Extra headers (`Retry-After`, `Tus-Version`).
-    pub headers: HeaderMap,
+    /// Extra headers (`Retry-After`, `Tus-Version`); a list keeps the error small.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -32,7 +32,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
-            headers: HeaderMap::new(),
+            headers: Vec::new(),
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -52,10 +52,10 @@ impl ApiError {
             StatusCode::TOO_MANY_REQUESTS,
             "too many failed attempts from this address; wait and try again",
         );
-        error.headers.insert(
+        error.headers.push((
             header::RETRY_AFTER,
             HeaderValue::from(retry_after_secs.max(1)),
-        );
+        ));
         error
     }
 
@@ -81,7 +81,9 @@ impl ApiError {
 
     pub fn into_response(self) -> Resp {
         let mut response = json(self.status, &serde_json::json!({ "error": self.message }));
-        response.headers_mut().extend(self.headers);
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
+        }
         response
     }
 }

@@ -263,9 +263,10 @@ fn check_version(headers: &HeaderMap) -> ApiResult<()> {
                 StatusCode::PRECONDITION_FAILED,
                 "Tus-Resumable: 1.0.0 is required",
             );
-            error
-                .headers
-                .insert("tus-version", HeaderValue::from_static(VERSION));
+            error.headers.push((
+                http::HeaderName::from_static("tus-version"),
+                HeaderValue::from_static(VERSION),
+            ));
             Err(error)
         }
     }
