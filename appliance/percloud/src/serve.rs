@@ -88,6 +88,12 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
     app.recent_logs = settings.recent_logs.clone();
     app.hostname = settings.hostname.clone();
     app.listeners = bound.clone();
+    // Thumbnails are made by `percloud thumbnail` child processes, cached in <data>/thumbs.
+    let thumbnailer = percloud_thumbs::Thumbnailer::new(
+        settings.data.join("thumbs"),
+        percloud_thumbs::HelperCommand::current_exe(["thumbnail"])?,
+    )?;
+    app.thumbnailer = Some(thumbnailer.clone());
     let server = Server::new(App::new(app), Some(tls.server_config()));
     workers.spawn("web", {
         let token = workers.token();
@@ -96,6 +102,10 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
                 tracing::error!(%error, "web server stopped");
             }
         }
+    });
+    workers.spawn("thumbs", {
+        let token = workers.token();
+        async move { thumbnailer.run(token).await }
     });
     workers.spawn(
         "control",
