@@ -237,6 +237,45 @@ describe('percloud web pages', { timeout: 15 * 60_000 }, () => {
     assert.equal(text, 'report, first draft\n');
   });
 
+  test('an interrupted upload resumes where it stopped, even after a reload', STEP, async () => {
+    // The second PATCH dies at the network level: the client must HEAD and carry on.
+    let patches = 0;
+    await page.route('**/api/tus/*', (route) => {
+      if (route.request().method() === 'PATCH' && ++patches === 2) return route.abort('connectionreset');
+      return route.continue();
+    });
+    const result = await page.evaluate(async () => {
+      const { TusUpload } = await import('/assets/tus.js');
+      const { csrf } = await import('/assets/api.js');
+      const piece = 2 * 1024 * 1024;
+      const bytes = new Uint8Array(6 * piece + 12345);
+      for (let i = 0; i < bytes.length; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
+      const file = new File([bytes], 'big.bin', { lastModified: 1_700_000_000_000 });
+      // First attempt: stops after the first piece, as if the tab were closed.
+      const first = new TusUpload(file, '/big.bin', { csrf: csrf(), chunkSize: piece, onProgress: (sent) => { if (sent >= piece) first.abort(); } });
+      await first.start().catch(() => {});
+      const remembered = Object.keys(localStorage).filter((k) => k.startsWith('percloud.tus:')).length;
+      // A new client (as after a reload) finds the upload in localStorage and resumes it.
+      let resumedFrom = null;
+      const second = new TusUpload(file, '/big.bin', { csrf: csrf(), chunkSize: piece, onProgress: (sent) => { if (resumedFrom === null) resumedFrom = sent; } });
+      await second.start();
+      const stored = await (await fetch('/api/file?path=%2Fbig.bin')).arrayBuffer();
+      const hex = async (buf) => [...new Uint8Array(await crypto.subtle.digest('SHA-256', buf))].map((b) => b.toString(16).padStart(2, '0')).join('');
+      return {
+        remembered, resumedFrom, size: bytes.length, storedSize: stored.byteLength,
+        same: (await hex(bytes)) === (await hex(stored)),
+        left: Object.keys(localStorage).filter((k) => k.startsWith('percloud.tus:')).length,
+      };
+    });
+    await page.unroute('**/api/tus/*');
+    assert.equal(result.remembered, 1, 'the unfinished upload is remembered');
+    assert.ok(result.resumedFrom > 0, `resumed from ${result.resumedFrom}, not from 0`);
+    assert.ok(patches >= 3, `a PATCH was cut and retried (${patches} PATCHes)`);
+    assert.equal(result.storedSize, result.size);
+    assert.ok(result.same, 'the stored file has the same SHA-256');
+    assert.equal(result.left, 0, 'finished uploads are forgotten');
+  });
+
   test('admin and settings pages load', STEP, async () => {
     await page.getByRole('link', { name: 'Admin' }).click();
     await page.getByRole('heading', { name: 'Users' }).waitFor();
