@@ -237,6 +237,35 @@ describe('percloud web pages', { timeout: 15 * 60_000 }, () => {
     assert.equal(text, 'report, first draft\n');
   });
 
+  test('rename, copy, move, search, folder zip', STEP, async () => {
+    const act = async (name, action) => {
+      await page.getByRole('button', { name: `Actions for ${name}` }).click();
+      await page.getByRole('dialog').getByRole('button', { name: action, exact: true }).click();
+    };
+    await act('notes.txt', 'Rename');
+    await page.getByLabel('New name').fill('groceries.txt');
+    await page.getByRole('button', { name: 'Rename' }).click();
+    await row(page, 'groceries.txt').waitFor();
+    await act('groceries.txt', 'Copy');
+    await page.getByLabel('Destination folder').fill('/Inbox');
+    await page.getByRole('button', { name: 'Copy' }).click();
+    await page.getByText('Copied to /Inbox').waitFor();
+    await act('report.txt', 'Move');
+    await page.getByLabel('Destination folder').fill('/Inbox');
+    await page.getByRole('button', { name: 'Move' }).click();
+    await row(page, 'report.txt').waitFor({ state: 'detached' });
+    await page.getByRole('searchbox', { name: 'Search by name' }).fill('GROCER');
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
+    await page.locator('#listing [data-path="/Inbox/groceries.txt"]').waitFor();
+    await page.locator('#listing [data-path="/groceries.txt"]').waitFor();
+    await screenshots(page, '17-search');
+    const zip = await page.request.get(`${daemon.url}/api/zip?path=%2FInbox`);
+    assert.equal(zip.status(), 200);
+    assert.equal((await zip.body()).subarray(0, 2).toString(), 'PK');
+    await page.locator('#nav').getByRole('link', { name: 'My cloud' }).click();
+    await row(page, 'photo.jpg').waitFor();
+  });
+
   test('an interrupted upload resumes where it stopped, even after a reload', STEP, async () => {
     // The second PATCH dies at the network level: the client must HEAD and carry on.
     let patches = 0;
@@ -282,6 +311,12 @@ describe('percloud web pages', { timeout: 15 * 60_000 }, () => {
     await page.locator('tr[data-user="alice"]').waitFor();
     await page.getByText('Saved by deduplication').waitFor();
     await page.getByText('Version', { exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Add user' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('bob');
+    await page.getByLabel('Password', { exact: true }).fill('bobs long password');
+    await page.getByLabel(/Quota in GB/).fill('1');
+    await page.getByRole('button', { name: 'Add', exact: true }).click();
+    await page.locator('tr[data-user="bob"]').getByText('1 GB').waitFor();
     await page.getByRole('button', { name: /Run a check now|Checking/ }).click();
     await page.locator('.fsck').getByText(/Everything checked out|problem|running/).waitFor({ timeout: 60_000 });
     await screenshots(page, '14-admin');

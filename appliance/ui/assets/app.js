@@ -94,6 +94,7 @@ function showClaim() {
         location.href = '/';
       } catch (err) { error.textContent = err.message; }
     },
+    oninput: () => { error.textContent = ''; },
   }, nameLabel, name, pwLabel, pw, pw2Label, pw2, error,
   h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Create the owner account')));
   replace(main, h('div', { class: 'card narrow' },

@@ -85,14 +85,18 @@ function kindOf(name, mime) {
   return Object.keys(EXT).find((k) => EXT[k].includes(ext)) || 'other';
 }
 
-function showFile() {
-  const kind = kindOf(meta.name);
+async function showFile() {
+  const head = await fetch(fileUrl('/'), { method: 'HEAD', credentials: 'same-origin' }).catch(() => null);
+  if (head && head.status === 401) return askPassword();
+  const size = head && head.ok ? head.headers.get('Content-Length') : null;
+  const kind = kindOf(meta.name, head && head.ok ? head.headers.get('Content-Type') : '');
   let preview = null;
   if (kind === 'image') preview = h('img', { src: fileUrl('/'), alt: meta.name, style: 'max-width:100%;max-height:70vh;display:block;margin:0 auto' });
   else if (kind === 'video') preview = h('video', { src: fileUrl('/'), controls: true, preload: 'metadata', 'aria-label': meta.name });
   else if (kind === 'audio') preview = h('audio', { src: fileUrl('/'), controls: true, preload: 'metadata', 'aria-label': meta.name });
   replace(main, h('div', { class: 'card' },
     h('h1', {}, meta.name),
+    size !== null ? h('p', { class: 'muted' }, fmtSize(Number(size))) : null,
     preview,
     h('div', { class: 'actions' }, h('a', { class: 'button primary', href: fileUrl('/', true), id: 'download' }, 'Download'))));
 }
@@ -170,8 +174,8 @@ async function upload(items) {
     const name = basename(item.rel);
     const row = panel.add(name, item.file.size);
     try {
-      await putFile(item.file, name, row);
-      row.done();
+      const stored = await putFile(item.file, name, row);
+      row.done(stored && stored.name && stored.name !== name ? `Saved as ${stored.name}` : 'Done');
     } catch (err) {
       row.failed(err.message);
     }
@@ -189,7 +193,9 @@ function putFile(file, name, row) {
     xhr.onerror = () => reject(new Error('The connection broke; try again.'));
     xhr.onabort = () => reject(new Error('Cancelled'));
     xhr.onload = () => {
-      if (xhr.status >= 200 && xhr.status < 300) return resolve();
+      if (xhr.status >= 200 && xhr.status < 300) {
+        try { return resolve(JSON.parse(xhr.responseText)); } catch { return resolve(null); }
+      }
       let message = `Upload failed (${xhr.status})`;
       try { message = JSON.parse(xhr.responseText).error || message; } catch { /* not JSON */ }
       reject(new Error(message));

@@ -42,7 +42,7 @@ export function say(message, bad = false) {
 
 /** Reports an error from an API call or anything else. */
 export function fail(err) {
-  console.error(err);
+  console.warn(err);
   say(err && err.message ? err.message : String(err), true);
 }
 
@@ -102,7 +102,7 @@ export function fmtSize(bytes) {
   let n = Number(bytes);
   let i = 0;
   while (n >= 1024 && i < UNITS.length - 1) { n /= 1024; i++; }
-  return `${i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)} ${UNITS[i]}`;
+  return `${i === 0 ? n : n.toFixed(n < 10 ? 1 : 0).replace(/\.0$/, '')} ${UNITS[i]}`;
 }
 
 /** Unix seconds → local date and time. */

@@ -118,7 +118,7 @@ export class UploadPanel {
         bar.value = total ? sent : 1;
         state.textContent = `${fmtSize(sent)} of ${fmtSize(total)} (${total ? Math.floor((sent / total) * 100) : 100}%)`;
       },
-      done: () => { bar.max = 1; bar.value = 1; state.textContent = 'Done'; state.className = 'ok'; row.dataset.state = 'done'; end(); },
+      done: (text = 'Done') => { bar.max = 1; bar.value = 1; state.textContent = text; state.className = 'ok'; row.dataset.state = 'done'; end(); },
       failed: (message) => { state.textContent = message; state.className = 'error'; row.dataset.state = 'failed'; end(); },
     };
   }
