@@ -6,7 +6,9 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startDaemon, launchBrowser, screenshots, watchErrors, DESKTOP, PHONE } from './harness.js';
 
 const STEP = { timeout: 90_000 };
@@ -109,6 +111,25 @@ describe('percloud web pages', { timeout: 15 * 60_000 }, () => {
     await screenshots(page, '04-uploads-list');
     const stored = await page.evaluate(async () => (await fetch('/api/file?path=%2Fdata.bin')).arrayBuffer().then((b) => b.byteLength));
     assert.equal(stored, blob.length);
+  });
+
+  test('a whole folder by the folder picker, empty file included', STEP, async () => {
+    const root = mkdtempSync(join(tmpdir(), 'percloud-e2e-folder-'));
+    try {
+      const trip = join(root, 'Trip');
+      mkdirSync(join(trip, 'day 1'), { recursive: true });
+      writeFileSync(join(trip, 'day 1', 'plan.txt'), 'walk to the lake\n');
+      writeFileSync(join(trip, 'empty.txt'), '');
+      await page.setInputFiles('#upload-folder', trip);
+      await waitUploads(page, 7);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+    await row(page, 'Trip').waitFor();
+    const plan = await page.evaluate(() => fetch('/api/file?path=%2FTrip%2Fday%201%2Fplan.txt').then((r) => r.text()));
+    assert.equal(plan, 'walk to the lake\n');
+    const empty = await page.evaluate(() => fetch('/api/list?path=%2FTrip').then((r) => r.json()));
+    assert.deepEqual(empty.children.map((e) => `${e.name}:${e.size}`).sort(), ['day 1:0', 'empty.txt:0']);
   });
 
   test('thumbnail appears in the grid view', STEP, async () => {
@@ -283,7 +304,7 @@ describe('percloud web pages', { timeout: 15 * 60_000 }, () => {
       // First attempt: stops after the first piece, as if the tab were closed.
       const first = new TusUpload(file, '/big.bin', { csrf: csrf(), chunkSize: piece, onProgress: (sent) => { if (sent >= piece) first.abort(); } });
       await first.start().catch(() => {});
-      const remembered = Object.keys(localStorage).filter((k) => k.startsWith('percloud.tus:')).length;
+      const remembered = Object.keys(localStorage).filter((k) => k.startsWith('percloud.tus:/big.bin|')).length;
       // A new client (as after a reload) finds the upload in localStorage and resumes it.
       let resumedFrom = null;
       const second = new TusUpload(file, '/big.bin', { csrf: csrf(), chunkSize: piece, onProgress: (sent) => { if (resumedFrom === null) resumedFrom = sent; } });
@@ -293,7 +314,7 @@ describe('percloud web pages', { timeout: 15 * 60_000 }, () => {
       return {
         remembered, resumedFrom, size: bytes.length, storedSize: stored.byteLength,
         same: (await hex(bytes)) === (await hex(stored)),
-        left: Object.keys(localStorage).filter((k) => k.startsWith('percloud.tus:')).length,
+        left: Object.keys(localStorage).filter((k) => k.startsWith('percloud.tus:/big.bin|')).length,
       };
     });
     await page.unroute('**/api/tus/*');

@@ -114,7 +114,10 @@ export class TusUpload {
     if (!location) throw new UploadError(res.status, 'The box did not say where to upload.');
     this.url = new URL(location, window.location.href).pathname;
     this.offset = 0;
-    this.needsEmptyPatch = this.file.size === 0;
+    // An empty file is complete at creation (the box then answers with its etag already);
+    // a server that waits for a PATCH gets an empty one.
+    this.etag = res.headers.get('X-Percloud-Etag');
+    this.needsEmptyPatch = this.file.size === 0 && !this.etag;
     localStorage.setItem(this.storeKey, this.url);
   }
 
