@@ -6,25 +6,34 @@ use std::sync::Arc;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 
-/// ALPN protocols offered by the listener, most preferred first.
-const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+use crate::resolver::CertResolver;
+
+/// ALPN protocols offered by the listener, most preferred first; `acme-tls/1` only answers
+/// TLS-ALPN-01 validators (the resolver then presents the challenge certificate).
+const ALPN: [&[u8]; 3] = [b"h2", b"http/1.1", crate::resolver::ACME_TLS_ALPN];
 
 /// The ring provider, passed explicitly so no process-wide default is needed.
 pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// A server configuration presenting `cert` (signed by our CA) with `key`; TLS 1.2 and 1.3.
-pub(crate) fn server_config(
+/// The LAN certificate and key as rustls signs with them.
+pub(crate) fn certified_key(
     cert: CertificateDer<'static>,
     key: PrivateKeyDer<'static>,
-) -> Result<ServerConfig, rustls::Error> {
+) -> Result<Arc<CertifiedKey>, rustls::Error> {
+    CertifiedKey::from_der(vec![cert], key, &provider()).map(Arc::new)
+}
+
+/// A server configuration presenting what `resolver` picks; TLS 1.2 and 1.3.
+pub(crate) fn server_config(resolver: Arc<CertResolver>) -> Result<ServerConfig, rustls::Error> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(vec![cert], key)?;
+        .with_cert_resolver(resolver);
     config.alpn_protocols = ALPN.iter().map(|proto| proto.to_vec()).collect();
     Ok(config)
 }

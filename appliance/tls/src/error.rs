@@ -72,6 +72,10 @@ pub enum TlsError {
     #[error("new server certificate does not verify against CA {ca}: {source}")]
     IssuedCertRejected { ca: PathBuf, source: rustls::Error },
 
+    /// A publicly trusted (ACME) certificate or its key could not be used.
+    #[error("using the certificate for {domain}: {reason}")]
+    PublicCert { domain: String, reason: String },
+
     /// rustls refused the certificate and key for the server configuration.
     #[error("building the rustls server configuration: {source}")]
     ServerConfig { source: rustls::Error },

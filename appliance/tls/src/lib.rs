@@ -4,7 +4,11 @@
 //! devices install once, and a server certificate (`server.pem`, `server.key`) signed by it
 //! for the box's names and addresses. It creates the CA on first start, reissues the server
 //! certificate when it is missing, about to expire, or does not cover the wanted names,
-//! and builds the [`rustls::ServerConfig`] the HTTPS listener uses.
+//! and builds the [`rustls::ServerConfig`] the HTTPS listener uses. The certificate is
+//! picked per handshake by a swappable [`CertResolver`]: the server certificate is reissued
+//! while the daemon runs when the identity grows (the external address, once known), a
+//! publicly trusted certificate (obtained by ACME elsewhere) is served for the owner's
+//! domain, and TLS-ALPN-01 challenge certificates are presented to ACME validators.
 //!
 //! It must never replace an existing CA on its own (devices trust it; losing it means
 //! re-enrolling every device), never write a private key with permissions wider than
@@ -18,10 +22,12 @@ mod config;
 mod error;
 mod files;
 mod identity;
+mod resolver;
 mod server_cert;
+mod x509;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use rustls::pki_types::CertificateDer;
@@ -29,15 +35,26 @@ use rustls::pki_types::CertificateDer;
 pub use error::TlsError;
 pub use files::TlsPaths;
 pub use identity::ServerIdentity;
+pub use resolver::{ACME_TLS_ALPN, CertResolver};
+pub use x509::{CertFacts, cert_facts};
 
 /// The loaded CA and server certificate, with a ready rustls server configuration.
-#[derive(Debug)]
 pub struct Tls {
     paths: TlsPaths,
+    ca: ca::Ca,
     ca_pem: String,
     ca_der: CertificateDer<'static>,
-    server_der: CertificateDer<'static>,
+    server_der: Mutex<CertificateDer<'static>>,
+    resolver: Arc<CertResolver>,
     config: Arc<rustls::ServerConfig>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("paths", &self.paths)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Tls {
@@ -60,16 +77,47 @@ impl Tls {
 
         let ca = ca::load_or_create(&paths, now)?;
         let server = server_cert::load_or_issue(&paths, &ca, &identity, now)?;
-        let config = config::server_config(server.cert_der.clone(), server.key_der)
+        let lan = config::certified_key(server.cert_der.clone(), server.key_der)
+            .map_err(|source| TlsError::ServerConfig { source })?;
+        let resolver = Arc::new(CertResolver::new(lan));
+        let config = config::server_config(resolver.clone())
             .map_err(|source| TlsError::ServerConfig { source })?;
 
         Ok(Tls {
             paths,
-            ca_pem: ca.cert_pem,
-            ca_der: ca.cert_der,
-            server_der: server.cert_der,
+            ca_pem: ca.cert_pem.clone(),
+            ca_der: ca.cert_der.clone(),
+            ca,
+            server_der: Mutex::new(server.cert_der),
+            resolver,
             config: Arc::new(config),
         })
+    }
+
+    /// Makes the server certificate cover `identity` (reissuing it if it does not), and
+    /// presents the new one on the next handshakes without a restart. Returns whether the
+    /// certificate changed.
+    pub fn update_identity(&self, identity: &ServerIdentity) -> Result<bool, TlsError> {
+        let identity = identity.validated()?;
+        let server =
+            server_cert::load_or_issue(&self.paths, &self.ca, &identity, SystemTime::now())?;
+        let mut current = self
+            .server_der
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *current == server.cert_der {
+            return Ok(false);
+        }
+        let lan = config::certified_key(server.cert_der.clone(), server.key_der)
+            .map_err(|source| TlsError::ServerConfig { source })?;
+        self.resolver.set_lan(lan);
+        *current = server.cert_der;
+        Ok(true)
+    }
+
+    /// The resolver the listener asks for a certificate on every handshake.
+    pub fn resolver(&self) -> Arc<CertResolver> {
+        self.resolver.clone()
     }
 
     /// The rustls configuration for the HTTPS listener: ALPN `h2` and `http/1.1`, ring provider.
@@ -84,7 +132,12 @@ impl Tls {
 
     /// SHA-256 of the server certificate's DER, as uppercase hex pairs joined by colons.
     pub fn server_fingerprint_sha256(&self) -> String {
-        fingerprint_sha256(&self.server_der)
+        fingerprint_sha256(
+            &self
+                .server_der
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// SHA-256 of the CA certificate's DER, as uppercase hex pairs joined by colons.

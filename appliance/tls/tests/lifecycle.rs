@@ -43,7 +43,10 @@ fn first_start_creates_all_files_with_key_permissions() {
     assert_ne!(fingerprint, tls.server_fingerprint_sha256());
 
     let alpn = &tls.server_config().alpn_protocols;
-    assert_eq!(alpn, &[b"h2".to_vec(), b"http/1.1".to_vec()]);
+    assert_eq!(
+        alpn,
+        &[b"h2".to_vec(), b"http/1.1".to_vec(), b"acme-tls/1".to_vec()]
+    );
 }
 
 #[test]
