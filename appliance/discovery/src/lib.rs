@@ -208,6 +208,15 @@ impl Discovery {
     }
 }
 
+/// The host label the box will announce for `configured` in `data`: the Admin page's name or
+/// `configured`, with the suffix won in an earlier conflict. Creates the state when missing.
+pub fn announced_hostname(
+    data: &std::path::Path,
+    configured: &str,
+) -> Result<String, DiscoveryError> {
+    Ok(State::load_or_create(data)?.hostname(configured))
+}
+
 /// A poisoned lock only means another thread panicked mid-update; the data stays usable.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)

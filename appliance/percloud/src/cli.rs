@@ -59,6 +59,10 @@ pub struct ServeArgs {
     /// Host name announced and put in the certificate (as NAME.local)
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
+
+    /// Do not announce the box on the LAN (mDNS / DNS-SD) nor list devices nearby
+    #[arg(long)]
+    pub no_discovery: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -27,7 +27,25 @@ pub struct Config {
     pub hostname: String,
     #[serde(default)]
     pub retention: RetentionConfig,
+    #[serde(default)]
+    pub discovery: DiscoveryConfig,
 }
+
+/// `[discovery]`: the box's names and services on the LAN (mDNS / DNS-SD).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// `None`: on whenever a listener is beyond loopback.
+    #[serde(default = "default_discovery_enabled")]
+    pub enabled: Option<bool>,
+    /// Host name announced as `<hostname>.local`; overrides the top-level `hostname`.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// DNS-SD instance name (what browsers list); default: the host name.
+    #[serde(default)]
+    pub instance_name: Option<String>,
+}
+
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +66,9 @@ fn default_listen() -> Vec<SocketAddr> {
 }
 fn default_hostname() -> String {
     "percloud".to_owned()
+}
+fn default_discovery_enabled() -> Option<bool> {
+    None
 }
 fn default_keep_versions() -> u32 {
     Retention::default().keep_versions
@@ -77,6 +98,7 @@ impl Default for Config {
             tls_listen: Vec::new(),
             hostname: default_hostname(),
             retention: RetentionConfig::default(),
+            discovery: DiscoveryConfig::default(),
         }
     }
 }
@@ -134,6 +156,12 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         validate_hostname(&self.hostname)?;
+        if let Some(name) = &self.discovery.hostname {
+            validate_hostname(name)?;
+        }
+        if let Some(name) = &self.discovery.instance_name {
+            percloud_discovery::validate_instance(name).map_err(|e| e.to_string())?;
+        }
         if self.listen.is_empty() && self.tls_listen.is_empty() {
             return Err("no listener: set `listen` or `tls_listen`".into());
         }
@@ -188,6 +216,22 @@ mod tests {
         assert!(err.to_string().contains("unknown field"), "{err}");
         let err = parse("[retention]\nkeep = 1\n").expect_err("typo must fail");
         assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn reads_discovery_settings() {
+        let config = parse(
+            "[discovery]\nenabled = false\nhostname = \"attic\"\ninstance_name = \"Attic box\"\n",
+        )
+        .expect("valid");
+        assert_eq!(config.discovery.enabled, Some(false));
+        assert_eq!(config.discovery.hostname.as_deref(), Some("attic"));
+        assert_eq!(config.discovery.instance_name.as_deref(), Some("Attic box"));
+        assert_eq!(parse("").expect("valid").discovery.enabled, None);
+        let err = parse("[discovery]\nenable = true\n").expect_err("typo must fail");
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        assert!(parse("[discovery]\nhostname = \"a.b\"\n").is_err());
+        assert!(parse("[discovery]\ninstance_name = \"\"\n").is_err());
     }
 
     #[test]

@@ -64,7 +64,10 @@ fn run(cli: Cli, recent_logs: RecentLogs) -> Result<(), CliError> {
     };
     match cli.command {
         Command::Serve(args) => {
-            let hostname = args.hostname.unwrap_or_else(|| config.hostname.clone());
+            let hostname = args
+                .hostname
+                .or_else(|| config.discovery.hostname.clone())
+                .unwrap_or_else(|| config.hostname.clone());
             config::validate_hostname(&hostname).map_err(CliError::Usage)?;
             let flags_given = !args.listen.is_empty() || !args.tls_listen.is_empty();
             let (listen, tls_listen) = if flags_given {
@@ -79,6 +82,14 @@ fn run(cli: Cli, recent_logs: RecentLogs) -> Result<(), CliError> {
                 hostname,
                 store: store_options,
                 recent_logs,
+                discovery: serve::DiscoveryChoice {
+                    enabled: if args.no_discovery {
+                        Some(false)
+                    } else {
+                        config.discovery.enabled
+                    },
+                    instance: config.discovery.instance_name.clone(),
+                },
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

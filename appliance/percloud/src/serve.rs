@@ -32,6 +32,15 @@ pub struct ServeSettings {
     pub store: StoreOptions,
     /// The ring of recent log lines the admin page shows.
     pub recent_logs: RecentLogs,
+    pub discovery: DiscoveryChoice,
+}
+
+/// `[discovery]` and `--no-discovery`, merged.
+#[derive(Debug, Clone, Default)]
+pub struct DiscoveryChoice {
+    /// `None`: on when a listener is beyond loopback.
+    pub enabled: Option<bool>,
+    pub instance: Option<String>,
 }
 
 pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
@@ -51,7 +60,10 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
             .map_err(|e| CliError::Internal(e.to_string()))?
     };
     let link_key = data_dir::link_key(&settings.data)?;
-    let tls = Tls::load_or_create(&settings.data, &identity(&settings))?;
+    // The name the box answers to may carry a suffix won in a conflict (`percloud-2`).
+    let lan_hostname = percloud_discovery::announced_hostname(&settings.data, &settings.hostname)
+        .map_err(|e| CliError::Internal(e.to_string()))?;
+    let tls = Tls::load_or_create(&settings.data, &identity(&settings, &lan_hostname))?;
     tracing::info!(
         fingerprint = tls.server_fingerprint_sha256(),
         "server certificate ready"
@@ -86,7 +98,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
         server_fingerprint: tls.server_fingerprint_sha256(),
     });
     app.recent_logs = settings.recent_logs.clone();
-    app.hostname = settings.hostname.clone();
+    app.hostname = lan_hostname;
     app.listeners = bound.clone();
     // Thumbnails are made by `percloud thumbnail` child processes, cached in <data>/thumbs.
     let thumbnailer = percloud_thumbs::Thumbnailer::new(
@@ -94,6 +106,23 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
         percloud_thumbs::HelperCommand::current_exe(["thumbnail"])?,
     )?;
     app.thumbnailer = Some(thumbnailer.clone());
+    let discovery = percloud_discovery::Discovery::new(percloud_discovery::Settings {
+        data: settings.data.clone(),
+        hostname: settings.hostname.clone(),
+        instance: settings.discovery.instance.clone(),
+        enabled: settings
+            .discovery
+            .enabled
+            .unwrap_or_else(|| beyond_loopback(&bound)),
+        // Plain requests from the LAN are redirected to HTTPS, so the plain port offers no
+        // WebDAV there and `_webdav._tcp` is not announced.
+        https_port: https_port.unwrap_or(443),
+        plain_http_port: None,
+        fingerprint: tls.server_fingerprint_sha256(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+    .map_err(|e| CliError::Internal(e.to_string()))?;
+    app.discovery = Some(discovery.clone());
     let server = Server::new(App::new(app), Some(tls.server_config()));
     workers.spawn("web", {
         let token = workers.token();
@@ -107,6 +136,11 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
         let token = workers.token();
         async move { thumbnailer.run(token).await }
     });
+    if discovery.status().enabled {
+        workers.spawn("discovery", discovery.run(workers.token()));
+    } else {
+        tracing::info!("discovery off: the box is not announced on the LAN");
+    }
     workers.spawn(
         "control",
         control::serve(control, store.clone(), workers.token()),
@@ -127,9 +161,18 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
     }
 }
 
+/// True when some listener is reachable from beyond this machine.
+fn beyond_loopback(bound: &[(ListenerKind, SocketAddr)]) -> bool {
+    bound.iter().any(|(_, addr)| !addr.ip().is_loopback())
+}
+
 /// Names and addresses the server certificate must cover.
-fn identity(settings: &ServeSettings) -> ServerIdentity {
-    let mut identity = ServerIdentity::local_default(&settings.hostname);
+fn identity(settings: &ServeSettings, lan_hostname: &str) -> ServerIdentity {
+    let mut identity = ServerIdentity::local_default(lan_hostname);
+    let configured = format!("{}.local", settings.hostname);
+    if !identity.names.contains(&configured) {
+        identity.names.push(configured);
+    }
     let lan = if_addrs::get_if_addrs()
         .unwrap_or_default()
         .into_iter()

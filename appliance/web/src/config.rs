@@ -34,6 +34,8 @@ pub struct AppConfig {
     pub listeners: Vec<(ListenerKind, SocketAddr)>,
     /// Makes thumbnails; without one, thumbnails stay "pending".
     pub thumbnailer: Option<percloud_thumbs::Thumbnailer>,
+    /// The box on the LAN (names, services, devices nearby); `None` in tests.
+    pub discovery: Option<percloud_discovery::Discovery>,
 }
 
 impl AppConfig {
@@ -48,6 +50,7 @@ impl AppConfig {
             hostname: "percloud".to_owned(),
             listeners: Vec::new(),
             thumbnailer: None,
+            discovery: None,
         }
     }
 }

@@ -69,6 +69,7 @@ pub(crate) struct AppInner {
     pub listeners: Vec<(ListenerKind, SocketAddr)>,
     pub started: Instant,
     pub thumbnailer: Option<percloud_thumbs::Thumbnailer>,
+    pub discovery: Option<percloud_discovery::Discovery>,
 }
 
 impl App {
@@ -90,6 +91,7 @@ impl App {
                 listeners: config.listeners,
                 started: Instant::now(),
                 thumbnailer: config.thumbnailer,
+                discovery: config.discovery,
             }),
         }
     }

@@ -76,6 +76,7 @@ pub(crate) async fn route(
         (&Method::POST, ["fsck"]) => start_fsck(app),
         (&Method::PUT, ["retention"]) => retention(app, body).await,
         (&Method::GET, ["system"]) => system(app),
+        (&Method::PUT, ["names"]) => super::discovery::set_names(app, body).await,
         _ => Err(ApiError::not_found()),
     }
 }
@@ -271,6 +272,7 @@ fn system(app: &AppInner) -> ApiResult {
         .filter(|iface| !iface.is_loopback())
         .map(|iface| iface.ip())
         .collect();
+    let hostname = super::discovery::hostname(app);
     let mut addresses: Vec<String> = Vec::new();
     let mut urls: Vec<String> = Vec::new();
     for (kind, addr) in &app.listeners {
@@ -287,7 +289,7 @@ fn system(app: &AppInner) -> ApiResult {
         if *kind == ListenerKind::Tls {
             urls.push(format!(
                 "{scheme}://{}.local:{}/",
-                app.hostname,
+                hostname,
                 addr.port()
             ));
         }
@@ -309,7 +311,7 @@ fn system(app: &AppInner) -> ApiResult {
     ok(&json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime": app.started.elapsed().as_secs(),
-        "hostname": app.hostname,
+        "hostname": hostname,
         "addresses": addresses,
         "urls": urls,
         "logs": app.recent_logs.lines(),

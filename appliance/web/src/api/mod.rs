@@ -7,6 +7,7 @@
 pub(crate) mod account;
 pub(crate) mod admin;
 mod content;
+pub(crate) mod discovery;
 mod files;
 mod public;
 mod shares;
@@ -115,6 +116,8 @@ async fn route(app: &AppInner, req: Request<ReqBody>, conn: ConnInfo) -> ApiResu
         (&Method::PATCH, ["tus", id]) => tus::patch(app, &ctx, headers, body, id).await,
         (&Method::DELETE, ["tus", id]) => tus::delete(app, &ctx, headers, id).await,
 
+        (&Method::GET, ["discovery"]) => discovery::get(app, &ctx).await,
+        (&Method::GET, ["admin", "phone-qr.svg"]) => discovery::phone_qr(app, &ctx, &query).await,
         (_, ["admin", rest @ ..]) => admin::route(app, &ctx, &method, body, rest).await,
         _ => Err(ApiError::not_found()),
     }
