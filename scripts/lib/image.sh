@@ -166,3 +166,16 @@ make_ext4() {
   E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH mke2fs -q -t ext4 -L "$3" -U "$4" \
     -E "hash_seed=$4,lazy_itable_init=0,lazy_journal_init=0" -O '^metadata_csum_seed' "$1" "$2M"
 }
+
+# QEMU for the image tests: 10.x from bookworm-backports (its raspi4b machine), OVMF, and
+# the tools that read boot files out of an image.
+ensure_qemu() {
+  ensure_image_host
+  ensure_apt ovmf qemu-utils mtools device-tree-compiler fdisk python3
+  if ! qemu-system-aarch64 -machine help 2>/dev/null | grep -q raspi4b ||
+    ! command -v qemu-system-x86_64 > /dev/null; then
+    step "installing QEMU 10 from bookworm-backports"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      -t bookworm-backports qemu-system-x86 qemu-system-arm > /dev/null
+  fi
+}
