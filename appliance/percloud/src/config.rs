@@ -29,6 +29,21 @@ pub struct Config {
     pub retention: RetentionConfig,
     #[serde(default)]
     pub discovery: DiscoveryConfig,
+    /// Only on the appliance image: the box's own duties (watchdog, console, first boot).
+    #[serde(default)]
+    pub appliance: Option<ApplianceConfig>,
+}
+
+/// `[appliance]`: present only in the image's config file (docs/image.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplianceConfig {
+    /// The hardware watchdog to arm and feed while healthy, e.g. `/dev/watchdog`.
+    #[serde(default)]
+    pub watchdog: Option<PathBuf>,
+    /// Where to print the address to open, e.g. `/dev/console`.
+    #[serde(default)]
+    pub console: Option<PathBuf>,
 }
 
 /// `[discovery]`: the box's names and services on the LAN (mDNS / DNS-SD).
@@ -45,7 +60,6 @@ pub struct DiscoveryConfig {
     #[serde(default)]
     pub instance_name: Option<String>,
 }
-
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,6 +113,7 @@ impl Default for Config {
             hostname: default_hostname(),
             retention: RetentionConfig::default(),
             discovery: DiscoveryConfig::default(),
+            appliance: None,
         }
     }
 }
@@ -208,6 +223,21 @@ mod tests {
         assert_eq!(config.tls_listen.len(), 1);
         assert_eq!(config.retention.keep_versions, 3);
         assert_eq!(config.retention.keep_days, 30);
+    }
+
+    #[test]
+    fn reads_the_appliance_section() {
+        let config =
+            parse("[appliance]\nwatchdog = \"/dev/watchdog\"\nconsole = \"/dev/console\"\n")
+                .expect("valid");
+        let appliance = config.appliance.expect("section");
+        assert_eq!(appliance.watchdog, Some(PathBuf::from("/dev/watchdog")));
+        assert_eq!(appliance.console, Some(PathBuf::from("/dev/console")));
+        assert!(parse("[appliance]\nwatchdg = \"x\"\n").is_err());
+        let image = include_str!("../../../rootfs-overlay/etc/percloud/config.toml");
+        let image = parse(image).expect("the image's config file is valid");
+        assert!(image.appliance.is_some());
+        assert_eq!(image.data, PathBuf::from("/data"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! and config files, sets up tracing, and wires the library crates together.
 
 mod admin;
+mod appliance;
 mod cli;
 mod config;
 mod control;
@@ -82,6 +83,7 @@ fn run(cli: Cli, recent_logs: RecentLogs) -> Result<(), CliError> {
                 hostname,
                 store: store_options,
                 recent_logs,
+                appliance: config.appliance.clone(),
                 discovery: serve::DiscoveryChoice {
                     enabled: if args.no_discovery {
                         Some(false)

@@ -32,6 +32,8 @@ pub struct ServeSettings {
     pub store: StoreOptions,
     /// The ring of recent log lines the admin page shows.
     pub recent_logs: RecentLogs,
+    /// `[appliance]` of the config file: set only on the appliance image.
+    pub appliance: Option<crate::config::ApplianceConfig>,
     pub discovery: DiscoveryChoice,
 }
 
@@ -60,6 +62,9 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
             .map_err(|e| CliError::Internal(e.to_string()))?
     };
     let link_key = data_dir::link_key(&settings.data)?;
+    if settings.appliance.is_some() {
+        crate::appliance::prepare(&settings.data, &settings.hostname)?;
+    }
     // The name the box answers to may carry a suffix won in a conflict (`percloud-2`).
     let lan_hostname = percloud_discovery::announced_hostname(&settings.data, &settings.hostname)
         .map_err(|e| CliError::Internal(e.to_string()))?;
@@ -150,7 +155,19 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
         maintenance(store.clone(), sessions, workers.token()),
     );
 
+    let appliance = match &settings.appliance {
+        Some(config) => Some(crate::appliance::start(
+            config,
+            &settings.hostname,
+            &bound,
+            &mut workers,
+        )?),
+        None => None,
+    };
     let failure = workers.run_until(stop_signal(), STOP_DEADLINE).await;
+    if let Some(running) = appliance {
+        crate::appliance::stop(running, failure.is_none());
+    }
     let _ = std::fs::remove_file(control::socket_path(&settings.data));
     match failure {
         Some(reason) => Err(CliError::Internal(reason)),

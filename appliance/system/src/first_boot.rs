@@ -86,7 +86,10 @@ mod tests {
     fn first_boot_once_then_again() {
         let dir = tempfile::tempdir().expect("tempdir");
         let now = UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
-        assert_eq!(prepare(dir.path(), "0.1.0", now).expect("first"), Boot::First);
+        assert_eq!(
+            prepare(dir.path(), "0.1.0", now).expect("first"),
+            Boot::First
+        );
         assert!(dir.path().join("system").is_dir());
         assert!(dir.path().join("log").is_dir());
         let marker = std::fs::read_to_string(dir.path().join(MARKER)).expect("marker");

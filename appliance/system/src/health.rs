@@ -105,7 +105,10 @@ mod tests {
             let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             l.local_addr().expect("addr")
         };
-        let err = probe(plain, Some(closed)).check().await.expect_err("closed");
+        let err = probe(plain, Some(closed))
+            .check()
+            .await
+            .expect_err("closed");
         assert!(err.contains("HTTPS"), "{err}");
     }
 
