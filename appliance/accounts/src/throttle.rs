@@ -1,6 +1,7 @@
 //! Per-client counting of failed sign-ins, with an exponentially growing wait.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -46,27 +47,97 @@ struct Record {
 /// IPv4-mapped IPv6 addresses count as their IPv4 address.
 #[derive(Debug)]
 pub struct LoginThrottle {
-    config: ThrottleConfig,
-    clients: Mutex<HashMap<IpAddr, Record>>,
+    counter: Counter<IpAddr>,
 }
 
 impl LoginThrottle {
     /// An empty throttle; `max_clients` below 1 is treated as 1.
     pub fn new(config: ThrottleConfig) -> Self {
-        let config = ThrottleConfig {
-            max_clients: config.max_clients.max(1),
-            ..config
-        };
         LoginThrottle {
-            config,
-            clients: Mutex::new(HashMap::new()),
+            counter: Counter::new(config),
         }
     }
 
     /// `Ok` if `client` may try to sign in at `now`, otherwise `Err(retry_after)`.
     pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
+        self.counter.check(&client_key(client), now)
+    }
+
+    /// Counts a failed sign-in by `client` at `now`.
+    pub fn record_failure(&self, client: IpAddr, now: Instant) {
+        self.counter.record_failure(client_key(client), now);
+    }
+
+    /// Forgets `client`'s failures after it signed in.
+    pub fn record_success(&self, client: IpAddr) {
+        self.counter.record_success(&client_key(client));
+    }
+
+    /// How many clients are remembered, for the admin status page.
+    pub fn tracked_clients(&self) -> usize {
+        self.counter.tracked()
+    }
+}
+
+/// Failed sign-in counts per account name (case-insensitive), with the same schedule as
+/// [`LoginThrottle`]: slows a password guesser that spreads over many addresses. A target
+/// account is at worst delayed (never locked out) while someone guesses at it.
+#[derive(Debug)]
+pub struct AccountThrottle {
+    counter: Counter<String>,
+}
+
+impl AccountThrottle {
+    /// An empty throttle; `max_clients` bounds the accounts remembered.
+    pub fn new(config: ThrottleConfig) -> Self {
+        AccountThrottle {
+            counter: Counter::new(config),
+        }
+    }
+
+    /// `Ok` if `account` may be tried at `now`, otherwise `Err(retry_after)`.
+    pub fn check(&self, account: &str, now: Instant) -> Result<(), Duration> {
+        self.counter.check(&account.to_lowercase(), now)
+    }
+
+    /// Counts a failed sign-in to `account` at `now`.
+    pub fn record_failure(&self, account: &str, now: Instant) {
+        self.counter.record_failure(account.to_lowercase(), now);
+    }
+
+    /// Forgets `account`'s failures after a successful sign-in.
+    pub fn record_success(&self, account: &str) {
+        self.counter.record_success(&account.to_lowercase());
+    }
+
+    /// How many accounts are remembered.
+    pub fn tracked_accounts(&self) -> usize {
+        self.counter.tracked()
+    }
+}
+
+/// The schedule and the bounded map shared by both throttles.
+#[derive(Debug)]
+struct Counter<K> {
+    config: ThrottleConfig,
+    clients: Mutex<HashMap<K, Record>>,
+}
+
+impl<K: Hash + Eq + Clone> Counter<K> {
+    fn new(config: ThrottleConfig) -> Self {
+        let config = ThrottleConfig {
+            max_clients: config.max_clients.max(1),
+            ..config
+        };
+        Counter {
+            config,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn check(&self, key: &K, now: Instant) -> Result<(), Duration> {
         let clients = self.lock();
-        let Some(record) = clients.get(&client_key(client)) else {
+        let Some(record) = clients.get(key) else {
             return Ok(());
         };
         let elapsed = now.saturating_duration_since(record.last_failure);
@@ -81,9 +152,7 @@ impl LoginThrottle {
         }
     }
 
-    /// Counts a failed sign-in by `client` at `now`.
-    pub fn record_failure(&self, client: IpAddr, now: Instant) {
-        let key = client_key(client);
+    fn record_failure(&self, key: K, now: Instant) {
         let mut clients = self.lock();
         if !clients.contains_key(&key) && clients.len() >= self.config.max_clients {
             self.make_room(&mut clients, now);
@@ -99,13 +168,11 @@ impl LoginThrottle {
         record.last_failure = record.last_failure.max(now);
     }
 
-    /// Forgets `client`'s failures after it signed in.
-    pub fn record_success(&self, client: IpAddr) {
-        self.lock().remove(&client_key(client));
+    fn record_success(&self, key: &K) {
+        self.lock().remove(key);
     }
 
-    /// How many clients are remembered, for the admin status page.
-    pub fn tracked_clients(&self) -> usize {
+    fn tracked(&self) -> usize {
         self.lock().len()
     }
 
@@ -125,7 +192,7 @@ impl LoginThrottle {
     }
 
     /// Drops forgotten clients; if the map is still full, drops the one whose last failure is oldest.
-    fn make_room(&self, clients: &mut HashMap<IpAddr, Record>, now: Instant) {
+    fn make_room(&self, clients: &mut HashMap<K, Record>, now: Instant) {
         let forget_after = self.config.forget_after;
         clients
             .retain(|_, record| now.saturating_duration_since(record.last_failure) < forget_after);
@@ -135,14 +202,14 @@ impl LoginThrottle {
         let oldest = clients
             .iter()
             .min_by_key(|(_, record)| record.last_failure)
-            .map(|(key, _)| *key);
+            .map(|(key, _)| key.clone());
         if let Some(key) = oldest {
             clients.remove(&key);
         }
     }
 
     /// The map, even if a panicking thread poisoned the lock: the counts stay meaningful.
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Record>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Record>> {
         self.clients.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -306,6 +373,27 @@ mod tests {
         let mapped: IpAddr = "::ffff:192.168.1.7".parse().expect("ip");
         fail_n(&throttle, mapped, 6, t0);
         assert!(throttle.check(ip(7), t0).is_err());
+    }
+
+    #[test]
+    fn accounts_are_throttled_across_addresses_case_insensitively() {
+        let throttle = AccountThrottle::new(ThrottleConfig::default());
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            throttle.record_failure("Olivia", t0);
+        }
+        assert_eq!(throttle.check("olivia", t0), Ok(()), "5 failures are free");
+        throttle.record_failure("OLIVIA", t0);
+        assert_eq!(throttle.check("olivia", t0), Err(SEC));
+        assert_eq!(
+            throttle.check("carol", t0),
+            Ok(()),
+            "other accounts unaffected"
+        );
+        assert_eq!(throttle.tracked_accounts(), 1);
+        throttle.record_success("olivia");
+        assert_eq!(throttle.check("Olivia", t0), Ok(()));
+        assert_eq!(throttle.tracked_accounts(), 0);
     }
 
     #[test]
