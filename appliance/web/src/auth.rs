@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use http::{HeaderMap, header};
-use percloud_accounts::{LoginThrottle, ThrottleConfig};
+use percloud_accounts::{AccountThrottle, LoginThrottle, ThrottleConfig};
 use percloud_store::{Store, User};
 
 /// How long a verified credential is trusted without running argon2 again.
@@ -45,6 +45,7 @@ struct Verified {
 pub struct Authenticator {
     store: Store,
     throttle: LoginThrottle,
+    accounts: AccountThrottle,
     verified: Mutex<HashMap<String, Verified>>,
     cache_key: [u8; 32],
 }
@@ -54,6 +55,7 @@ impl Authenticator {
         Authenticator {
             store,
             throttle: LoginThrottle::new(ThrottleConfig::default()),
+            accounts: AccountThrottle::new(ThrottleConfig::default()),
             verified: Mutex::new(HashMap::new()),
             cache_key: rand::random(),
         }
@@ -78,20 +80,43 @@ impl Authenticator {
 
     /// Checks `name` and `password` for a client at `client`: the one path for Basic
     /// credentials, the sign-in page and password confirmations, so all share the throttle.
+    /// Failures are counted per address and per account name.
     pub async fn sign_in(&self, name: &str, password: &str, client: IpAddr) -> AuthOutcome {
-        if let Err(wait) = self.throttle.check(client, Instant::now()) {
+        let now = Instant::now();
+        if let Err(wait) = self.throttle.check(client, now) {
+            return AuthOutcome::Throttled(wait);
+        }
+        // A credential verified minutes ago is no guess: the account throttle does not hold
+        // it up, so someone guessing at an account cannot stall its owner's own devices.
+        if !self.known_good(name, password)
+            && let Err(wait) = self.accounts.check(name, now)
+        {
             return AuthOutcome::Throttled(wait);
         }
         match self.verify(name, password).await {
             Some(user) => {
                 self.throttle.record_success(client);
+                self.accounts.record_success(name);
                 AuthOutcome::Authenticated(user)
             }
             None => {
                 self.throttle.record_failure(client, Instant::now());
+                self.accounts.record_failure(name, Instant::now());
                 AuthOutcome::Denied
             }
         }
+    }
+
+    /// Whether these exact credentials were verified recently (not yet re-checked against
+    /// the stored hash; `verify` does that).
+    fn known_good(&self, name: &str, password: &str) -> bool {
+        let digest = self.digest(name, password);
+        let Ok(verified) = self.verified.lock() else {
+            return false;
+        };
+        verified
+            .get(name)
+            .is_some_and(|v| v.digest == digest && v.expires > Instant::now())
     }
 
     async fn verify(&self, name: &str, password: &str) -> Option<User> {

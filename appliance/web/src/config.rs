@@ -36,6 +36,8 @@ pub struct AppConfig {
     pub thumbnailer: Option<percloud_thumbs::Thumbnailer>,
     /// The box on the LAN (names, services, devices nearby); `None` in tests.
     pub discovery: Option<percloud_discovery::Discovery>,
+    /// Remote access (port mapping, public certificate); `None` when not wired (tests).
+    pub remote: Option<Arc<dyn crate::RemoteAccess>>,
 }
 
 impl AppConfig {
@@ -51,6 +53,7 @@ impl AppConfig {
             listeners: Vec::new(),
             thumbnailer: None,
             discovery: None,
+            remote: None,
         }
     }
 }

@@ -9,18 +9,23 @@
 //! `percloud_dav::status_for`.
 //!
 //! Policy: plain HTTP is served in full only to loopback peers; anywhere else a plain request
-//! is redirected to HTTPS, so credentials never cross the network in clear.
+//! is redirected to HTTPS, so credentials never cross the network in clear. The claim page,
+//! the admin pages and their API answer only to the local network unless the owner allows
+//! remote admin; every response carries no-sniff, no-referrer and `frame-ancestors 'none'`,
+//! and HSTS when the request names a domain with a publicly trusted certificate.
 
 mod api;
 mod auth;
 mod config;
 mod cookies;
 mod error;
+mod headers;
 mod json;
 mod links;
 mod net;
 mod pages;
 mod recent_logs;
+mod remote;
 mod responses;
 mod router;
 mod server;
@@ -29,5 +34,6 @@ pub use auth::Authenticator;
 pub use config::{AppConfig, TlsInfo};
 pub use error::WebError;
 pub use recent_logs::{RECENT_LOG_LINES, RecentLogs};
+pub use remote::{RemoteAccess, RemoteSettings};
 pub use router::App;
 pub use server::{BoundListeners, ListenerKind, Server};

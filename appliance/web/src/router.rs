@@ -17,10 +17,10 @@ use crate::api::admin::FsckState;
 use crate::auth::{AuthOutcome, Authenticator};
 use crate::config::{AppConfig, TlsInfo};
 use crate::links::LinkKeys;
-use crate::net::is_loopback;
+use crate::net::{is_local_network, is_loopback};
 use crate::recent_logs::RecentLogs;
 use crate::server::ListenerKind;
-use crate::{api, pages, responses};
+use crate::{api, headers, pages, remote, responses};
 
 /// Where each user's WebDAV tree is mounted.
 pub const DAV_PREFIX: &str = "/dav";
@@ -70,6 +70,7 @@ pub(crate) struct AppInner {
     pub started: Instant,
     pub thumbnailer: Option<percloud_thumbs::Thumbnailer>,
     pub discovery: Option<percloud_discovery::Discovery>,
+    pub remote: Option<Arc<dyn crate::RemoteAccess>>,
 }
 
 impl App {
@@ -92,6 +93,7 @@ impl App {
                 started: Instant::now(),
                 thumbnailer: config.thumbnailer,
                 discovery: config.discovery,
+                remote: config.remote,
             }),
         }
     }
@@ -111,7 +113,19 @@ impl App {
         self.handle(req, ConnInfo { peer, kind }).await
     }
 
+    /// Routes the request, then adds the security headers every response carries.
     pub(crate) async fn handle<B>(&self, req: Request<B>, conn: ConnInfo) -> Response<DavBody>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let hsts = conn.is_tls() && self.trusted_host(&req);
+        let mut response = self.route(req, conn).await;
+        headers::apply(response.headers_mut(), hsts);
+        response
+    }
+
+    async fn route<B>(&self, req: Request<B>, conn: ConnInfo) -> Response<DavBody>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -122,6 +136,12 @@ impl App {
         }
         if !conn.is_private_channel() {
             return self.redirect_to_https(&req);
+        }
+        if remote::is_lan_only(path) && !is_local_network(conn.peer.ip()) && !self.remote_admin() {
+            return responses::text(
+                StatusCode::FORBIDDEN,
+                "this page answers only on the box's local network",
+            );
         }
         if path == DAV_PREFIX || path.starts_with("/dav/") {
             return self.dav(req, conn).await;
@@ -152,6 +172,29 @@ impl App {
             AuthOutcome::Missing | AuthOutcome::Denied => responses::unauthorized(),
             AuthOutcome::Throttled(wait) => responses::too_many_attempts(wait.as_secs()),
         }
+    }
+
+    /// Whether the owner allows the claim and admin pages from outside the LAN.
+    fn remote_admin(&self) -> bool {
+        self.inner
+            .remote
+            .as_ref()
+            .is_some_and(|r| r.settings().allow_remote_admin)
+    }
+
+    /// Whether the request names the domain a publicly trusted certificate is served for
+    /// (HSTS is sent only then: the box's own CA is not trusted by every browser).
+    fn trusted_host<B>(&self, req: &Request<B>) -> bool {
+        let Some(domain) = self.inner.remote.as_ref().and_then(|r| r.trusted_domain()) else {
+            return false;
+        };
+        let host = req.uri().host().map(str::to_owned).or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(strip_port)
+        });
+        host.is_some_and(|h| h.eq_ignore_ascii_case(&domain))
     }
 
     fn redirect_to_https<B>(&self, req: &Request<B>) -> Response<DavBody> {
@@ -248,6 +291,34 @@ mod tests {
             let body = page.into_body().collect().await.expect("body").to_bytes();
             assert!(String::from_utf8_lossy(&body).contains("percloud"));
         }
+    }
+
+    #[tokio::test]
+    async fn admin_and_claim_answer_only_to_the_lan_and_every_response_has_headers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = app(dir.path());
+        let outside = conn("203.0.114.9:5000", ListenerKind::Tls);
+        let lan = conn("192.168.1.20:5000", ListenerKind::Tls);
+        for path in ["/admin", "/claim", "/api/admin/users", "/api/claim"] {
+            let response = app.handle(request(path), outside).await;
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+            assert_eq!(
+                response.headers()[header::X_CONTENT_TYPE_OPTIONS],
+                "nosniff"
+            );
+        }
+        let response = app.handle(request("/admin"), lan).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let response = app.handle(request("/"), outside).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let response = app.handle(request("/dav/"), outside).await;
+        let headers = response.headers();
+        assert_eq!(headers[header::REFERRER_POLICY], "no-referrer");
+        assert_eq!(
+            headers[header::CONTENT_SECURITY_POLICY],
+            "frame-ancestors 'none'"
+        );
+        assert!(!headers.contains_key(header::STRICT_TRANSPORT_SECURITY));
     }
 
     #[test]

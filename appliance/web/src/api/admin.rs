@@ -77,6 +77,8 @@ pub(crate) async fn route(
         (&Method::PUT, ["retention"]) => retention(app, body).await,
         (&Method::GET, ["system"]) => system(app),
         (&Method::PUT, ["names"]) => super::discovery::set_names(app, body).await,
+        (&Method::PUT, ["remote"]) => super::remote::update(app, body).await,
+        (&Method::POST, ["remote", "renew"]) => super::remote::renew(app),
         _ => Err(ApiError::not_found()),
     }
 }
@@ -287,11 +289,7 @@ fn system(app: &AppInner) -> ApiResult {
             vec![addr.ip()]
         };
         if *kind == ListenerKind::Tls {
-            urls.push(format!(
-                "{scheme}://{}.local:{}/",
-                hostname,
-                addr.port()
-            ));
+            urls.push(format!("{scheme}://{}.local:{}/", hostname, addr.port()));
         }
         for ip in ips {
             let host = match ip {

@@ -128,7 +128,10 @@ pub(crate) async fn phone_qr(app: &AppInner, ctx: &Ctx, query: &Query) -> ApiRes
         .build();
     let mut response = Response::new(responses::body(svg));
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("image/svg+xml"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }

@@ -10,6 +10,7 @@ mod content;
 pub(crate) mod discovery;
 mod files;
 mod public;
+mod remote;
 mod shares;
 mod trash;
 mod tus;
@@ -117,6 +118,7 @@ async fn route(app: &AppInner, req: Request<ReqBody>, conn: ConnInfo) -> ApiResu
         (&Method::DELETE, ["tus", id]) => tus::delete(app, &ctx, headers, id).await,
 
         (&Method::GET, ["discovery"]) => discovery::get(app, &ctx).await,
+        (&Method::GET, ["remote"]) => remote::status(app, &ctx).await,
         (&Method::GET, ["admin", "phone-qr.svg"]) => discovery::phone_qr(app, &ctx, &query).await,
         (_, ["admin", rest @ ..]) => admin::route(app, &ctx, &method, body, rest).await,
         _ => Err(ApiError::not_found()),
