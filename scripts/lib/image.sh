@@ -145,8 +145,8 @@ make_squashfs() {
   set_mtimes "$dir"
   rm -f "$out"
   # shellcheck disable=SC2068 # the compression options are meant to split into words
-  mksquashfs "$dir" "$out" -comp $@ -b 1M -noappend -all-root -no-xattrs \
-    -mkfs-time "$SOURCE_DATE_EPOCH" -all-time "$SOURCE_DATE_EPOCH" -quiet > /dev/null
+  # mksquashfs takes its times from SOURCE_DATE_EPOCH itself.
+  mksquashfs "$dir" "$out" -comp $@ -b 1M -noappend -all-root -no-xattrs -quiet > /dev/null
 }
 
 # make_vfat DIR OUT SIZE_MIB VOLUME_ID LABEL: a FAT image holding DIR's files.

@@ -90,9 +90,12 @@ class Qemu:
         fail(f"console never showed {needle!r} within {timeout} s")
 
     def kill(self):
-        if self.proc.poll() is None:
+        """Pulls the plug (SIGKILL to QEMU's process group); safe to call from any thread, twice."""
+        try:
             os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
         if self in RUNNING:
             RUNNING.remove(self)
 
