@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use redb::Database;
 
 use crate::backend::{LocalDisk, PackBackend, PackId};
+use crate::group::CommitQueue;
 use crate::pack::{self, ENTRY_HEADER_LEN, EntryHeader, PACK_HEADER_LEN};
 use crate::records::{ChunkHash, ChunkRec, IdRec, Record};
 use crate::tables::{self, DbResult, ReadTables, WriteTables, get_rec};
@@ -33,6 +34,37 @@ pub(crate) struct Inner {
     /// Content hashers of staged uploads, with the offset they have consumed up to; lost on
     /// restart (the commit then re-reads the staged bytes).
     pub staged_hashers: Mutex<HashMap<u64, (u64, blake3::Hasher)>>,
+    /// Uploads waiting to be committed together (group commit).
+    pub commits: CommitQueue,
+    /// Raw chunks whose bytes a reader hashed since the process started.
+    pub verified: VerifiedSet,
+}
+
+/// Raw chunks, by (pack, offset, hash), that a reader of this process verified already:
+/// later reads serve them without hashing again. Bounded: when full it starts over, so a
+/// chunk is re-verified at least every [`VerifiedSet::CAPACITY`] distinct verifications.
+/// Entries cannot go stale: compaction moves a chunk to a new (pack, offset), and pack ids
+/// are never reused. Corruption appearing later is found by the next process or by fsck.
+#[derive(Debug, Default)]
+pub(crate) struct VerifiedSet {
+    set: Mutex<HashSet<(PackId, u64, ChunkHash)>>,
+}
+
+impl VerifiedSet {
+    /// ~56 bytes each: at most about 1 MiB, covering 16 GiB of average (1 MiB) chunks.
+    pub const CAPACITY: usize = 16 * 1024;
+
+    pub fn contains(&self, key: &(PackId, u64, ChunkHash)) -> bool {
+        lock(&self.set).contains(key)
+    }
+
+    pub fn insert(&self, key: (PackId, u64, ChunkHash)) {
+        let mut set = lock(&self.set);
+        if set.len() >= Self::CAPACITY {
+            *set = HashSet::new();
+        }
+        set.insert(key);
+    }
 }
 
 impl std::fmt::Debug for Inner {
@@ -131,6 +163,8 @@ impl Inner {
             maintenance: Mutex::new(()),
             staged_busy: Mutex::new(HashSet::new()),
             staged_hashers: Mutex::new(HashMap::new()),
+            commits: CommitQueue::default(),
+            verified: VerifiedSet::default(),
         })
     }
 
@@ -197,15 +231,15 @@ impl Inner {
         Ok(id)
     }
 
+    /// Fails if a write or sync to one of these packs failed (their bytes may be lost).
+    pub fn check_unpoisoned(&self, packs: &BTreeSet<PackId>) -> Result<()> {
+        poisoned_check(&lock(&self.writer), packs)
+    }
+
     /// Makes every entry appended so far to these packs durable.
     pub fn sync_packs(&self, packs: &BTreeSet<PackId>) -> Result<()> {
         let mut w = lock(&self.writer);
-        if let Some(bad) = packs.iter().find(|p| w.poisoned.contains(p)) {
-            return Err(StoreError::Corrupt {
-                what: format!("pack {bad}"),
-                detail: "an earlier write to it failed; the upload must be retried".to_owned(),
-            });
-        }
+        poisoned_check(&w, packs)?;
         let Some(active) = w.id.filter(|id| packs.contains(id)) else {
             // Sealed packs were synced when they were sealed.
             return Ok(());
@@ -270,6 +304,14 @@ impl Inner {
         };
         txn.commit().db("allocating an id")?;
         Ok(id)
+    }
+
+    /// Reads a user's record (opening only that table: cheaper than [`Inner::read`]).
+    pub fn user_rec(&self, user: crate::UserId) -> Result<crate::records::UserRec> {
+        const OP: &str = "reading a user";
+        let txn = self.db.begin_read().db(OP)?;
+        let users = txn.open_table(tables::USERS).db(OP)?;
+        tables::need_user(&users, user)
     }
 
     /// Looks a chunk up in the index.
@@ -342,6 +384,16 @@ impl Inner {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+fn poisoned_check(w: &ActivePack, packs: &BTreeSet<PackId>) -> Result<()> {
+    match packs.iter().find(|p| w.poisoned.contains(p)) {
+        Some(bad) => Err(StoreError::Corrupt {
+            what: format!("pack {bad}"),
+            detail: "an earlier write to it failed; the upload must be retried".to_owned(),
+        }),
+        None => Ok(()),
     }
 }
 

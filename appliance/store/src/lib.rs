@@ -29,6 +29,7 @@ mod chunker;
 mod error;
 mod fsck;
 mod gc;
+mod group;
 mod inner;
 mod model;
 mod namespace;

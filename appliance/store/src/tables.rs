@@ -254,13 +254,19 @@ impl<'t> WriteTables<'t> {
     }
 
     /// Sets a node's change sequence, and every ancestor's up to the root, to this
-    /// transaction's sequence; folders also take `now` as their mtime.
+    /// transaction's sequence; folders also take `now` as their mtime. Stops at a node this
+    /// transaction already touched (its ancestors were touched with it): a group commit of
+    /// many files in one folder rewrites the folder chain once, and those folders keep the
+    /// time of the transaction's first change.
     pub fn touch(&mut self, mut id: NodeId, now: u64) -> Result<()> {
         let seq = self.seq()?;
         while id != 0 {
             let Some(mut node) = get_node(&self.nodes, id)? else {
                 break;
             };
+            if node.seq == seq {
+                break;
+            }
             node.seq = seq;
             if node.kind == NodeKind::Dir {
                 node.mtime = now;

@@ -9,10 +9,12 @@ use crate::chunker::Chunker;
 use crate::inner::{Inner, lock};
 use crate::namespace::{self, check_precondition, entry};
 use crate::pack::{self, EntryHeader};
-use crate::records::{ChunkHash, ChunkRec, ChunkRef, FileHead, NodeKind, NodeRec, VersionRec};
+use crate::records::{
+    ChunkHash, ChunkRec, ChunkRef, FileHead, NodeKind, NodeRec, UserRec, VersionRec,
+};
 use crate::tables::{self, DbResult, WriteTables, get_child, need_user};
 use crate::versions;
-use crate::{CommitOptions, CommitOutcome, Result, StoreError, StorePath, UserId};
+use crate::{CommitOptions, CommitOutcome, NodeId, Result, StoreError, StorePath, UserId};
 
 /// Where this upload put a chunk it wrote itself.
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +58,7 @@ impl std::fmt::Debug for UploadState {
 
 impl UploadState {
     pub fn begin(inner: Arc<Inner>, user: UserId, expected_len: Option<u64>) -> Result<Self> {
-        let account = inner.read("starting an upload", |t| need_user(&t.users, user))?;
+        let account = inner.user_rec(user)?;
         if let (Some(quota), Some(len)) = (account.quota, expected_len) {
             let available = quota.saturating_sub(account.used);
             if len > available {
@@ -199,6 +201,15 @@ impl UploadState {
     }
 
     pub fn commit(&mut self, path: &StorePath, options: &CommitOptions) -> Result<CommitOutcome> {
+        let job = self.take_job(path, options)?;
+        // Data first (inside): the packs are fdatasync'ed before the transaction, shared
+        // with the uploads finishing at the same time.
+        let inner = self.inner.clone();
+        inner.commits.commit(&inner, job)
+    }
+
+    /// Cuts the last chunks and hands what the commit transaction needs to a [`CommitJob`].
+    pub fn take_job(&mut self, path: &StorePath, options: &CommitOptions) -> Result<CommitJob> {
         self.finish_chunks()?;
         let content_hash = match &self.file_hash {
             Some(h) => *h.finalize().as_bytes(),
@@ -209,16 +220,32 @@ impl UploadState {
                 });
             }
         };
-        // Data first: once this returns, every byte the new version needs is durable.
-        self.sync()?;
-        let inner = self.inner.clone();
-        inner.write("committing an upload", |t| {
-            self.commit_txn(t, path, options, content_hash)
+        // The job owns what the transaction needs; the pins stay with `self` (released on
+        // drop, after the commit counted the references).
+        Ok(CommitJob {
+            user: self.user,
+            len: self.len,
+            chunks: std::mem::take(&mut self.chunks),
+            counted: self.counted,
+            written: std::mem::take(&mut self.written),
+            packs: self.packs.clone(),
+            content_hash,
+            path: path.clone(),
+            options: options.clone(),
         })
     }
 
-    /// The metadata of a commit, inside the caller's transaction: preconditions, quota, chunk
-    /// references, the version, the node, ancestors, usage, pruning.
+    fn view(&self) -> CommitView<'_> {
+        CommitView {
+            user: self.user,
+            len: self.len,
+            chunks: &self.chunks,
+            counted: self.counted,
+            written: &self.written,
+        }
+    }
+
+    /// The metadata of a commit, inside the caller's transaction (see [`CommitView`]).
     pub fn commit_txn(
         &self,
         t: &mut WriteTables<'_>,
@@ -226,8 +253,75 @@ impl UploadState {
         options: &CommitOptions,
         content_hash: [u8; 32],
     ) -> Result<CommitOutcome> {
-        let now = tables::now();
-        let mut account = need_user(&t.users, self.user)?;
+        let view = self.view();
+        let checked = view.check(t, path, options)?;
+        view.apply(t, &self.inner, checked, options, content_hash)
+    }
+
+    /// See [`CommitView::index_chunks`].
+    pub fn index_chunks(&self, t: &mut WriteTables<'_>) -> Result<()> {
+        self.view().index_chunks(t)
+    }
+}
+
+/// One upload's commit, owned so that the group-commit leader (`crate::group`) can apply it
+/// on its own thread while the uploading thread waits (and keeps its pins).
+#[derive(Debug)]
+pub(crate) struct CommitJob {
+    user: UserId,
+    len: u64,
+    chunks: Vec<ChunkRef>,
+    counted: usize,
+    written: HashMap<ChunkHash, Written>,
+    /// Packs the upload appended to: they must be synced before the transaction.
+    pub packs: BTreeSet<PackId>,
+    pub content_hash: [u8; 32],
+    pub path: StorePath,
+    pub options: CommitOptions,
+}
+
+impl CommitJob {
+    pub fn view(&self) -> CommitView<'_> {
+        CommitView {
+            user: self.user,
+            len: self.len,
+            chunks: &self.chunks,
+            counted: self.counted,
+            written: &self.written,
+        }
+    }
+}
+
+/// What the commit transaction reads of an upload.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CommitView<'a> {
+    user: UserId,
+    len: u64,
+    chunks: &'a [ChunkRef],
+    counted: usize,
+    written: &'a HashMap<ChunkHash, Written>,
+}
+
+/// The state a commit's checks found, handed to [`CommitView::apply`].
+pub(crate) struct Checked<'p> {
+    account: UserRec,
+    parent: NodeId,
+    name: &'p str,
+    existing: Option<(NodeId, NodeRec)>,
+    existing_entry: Option<crate::Entry>,
+}
+
+impl<'a> CommitView<'a> {
+    /// The checks of a commit: the parent folder, the target's kind, If-Match /
+    /// If-None-Match and the quota, against the state inside the transaction. **Writes
+    /// nothing**, so a failed check leaves a shared (group) transaction as it was.
+    pub fn check<'p>(
+        &self,
+        t: &WriteTables<'_>,
+        path: &'p StorePath,
+        options: &CommitOptions,
+    ) -> Result<Checked<'p>> {
+        let account = need_user(&t.users, self.user)?;
         let (parent, name) =
             namespace::parent_dir(&t.nodes, &t.children, account.root, path, "write to")?;
         let existing = match get_child(&t.children, parent, name)? {
@@ -252,6 +346,35 @@ impl UploadState {
                 });
             }
         }
+        Ok(Checked {
+            account,
+            parent,
+            name,
+            existing,
+            existing_entry,
+        })
+    }
+
+    /// The writes of a commit whose checks passed: chunk references, the version, the node,
+    /// ancestors, usage, pruning. An error here leaves the transaction half-written: the
+    /// caller must abort it.
+    pub fn apply(
+        &self,
+        t: &mut WriteTables<'_>,
+        inner: &Inner,
+        checked: Checked<'_>,
+        options: &CommitOptions,
+        content_hash: [u8; 32],
+    ) -> Result<CommitOutcome> {
+        let Checked {
+            mut account,
+            parent,
+            name,
+            existing,
+            existing_entry,
+        } = checked;
+        let now = tables::now();
+        let old_size = existing_entry.as_ref().map_or(0, |e| e.size);
         self.index_chunks(t)?;
 
         let version = t.next_id(tables::NEXT_VERSION)?;
@@ -268,6 +391,7 @@ impl UploadState {
             size: self.len,
             hash: content_hash,
         };
+        let replaced = existing.is_some();
         let (id, node) = match existing {
             Some((id, mut node)) => {
                 node.mtime = mtime;
@@ -291,13 +415,20 @@ impl UploadState {
                 (id, node)
             }
         };
-        versions::insert(t, id, version, &rec, &self.chunks)?;
+        versions::insert(t, id, version, &rec, self.chunks)?;
+        // The node itself takes this transaction's sequence; `touch` then walks the
+        // ancestors only (one node write instead of a write and a rewrite).
+        let mut node = node;
+        node.seq = t.seq()?;
         t.put_node(id, &node)?;
-        t.touch(id, now)?;
+        t.touch(parent, now)?;
         account.used = account.used.saturating_sub(old_size) + self.len;
         t.put_user(self.user, &account)?;
-        let retention = crate::settings::retention_in(&t.meta, &self.inner)?;
-        versions::prune_by_count(t, id, version, &retention)?;
+        if replaced {
+            // A new file has no older versions to prune.
+            let retention = crate::settings::retention_in(&t.meta, inner)?;
+            versions::prune_by_count(t, id, version, &retention)?;
+        }
         Ok(CommitOutcome {
             entry: entry(id, &node),
             created: existing_entry.is_none(),

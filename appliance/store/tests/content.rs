@@ -264,3 +264,49 @@ fn records_of_unknown_version_are_refused() {
         Err(StoreError::UnsupportedFormat { found: 99, .. })
     ));
 }
+
+/// Group commit: uploads finishing together share a transaction, yet each gets its own
+/// answer: of 16 creators of one path with If-None-Match: *, exactly one wins; 16 uploads of
+/// different files all land.
+#[test]
+fn concurrent_commits_get_their_own_answers() {
+    let (_dir, s) = store();
+    let u = user(&s, "alice").id;
+    let must_be_new = CommitOptions {
+        precondition: percloud_store::Precondition {
+            if_none_match_any: true,
+            ..Default::default()
+        },
+        ..CommitOptions::default()
+    };
+    let barrier = std::sync::Barrier::new(16);
+    let wins = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16u64)
+            .map(|i| {
+                let (s, barrier, must_be_new) = (&s, &barrier, &must_be_new);
+                scope.spawn(move || {
+                    let data = random_bytes(i, 3000);
+                    let mut up = s.begin_upload(u, None).unwrap();
+                    up.write(&data).unwrap();
+                    barrier.wait();
+                    let same = up.commit(&p("/same"), must_be_new).is_ok();
+                    let mut up = s.begin_upload(u, None).unwrap();
+                    up.write(&data).unwrap();
+                    up.commit(&p(&format!("/f{i}")), must_be_new).unwrap();
+                    same
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|&w| w)
+            .count()
+    });
+    assert_eq!(wins, 1);
+    for i in 0..16u64 {
+        assert_eq!(get(&s, u, &format!("/f{i}")), random_bytes(i, 3000));
+    }
+    assert_eq!(s.list(u, &p("/")).unwrap().len(), 17);
+    assert!(s.fsck(false).unwrap().is_clean());
+}
