@@ -8,7 +8,8 @@ use percloud_store::{Entry, PropName, StorePath, UserId};
 use crate::body::{DavBody, read_limited};
 use crate::handler::{DavHandler, Inner, MAX_XML_BODY, Req};
 use crate::headers::{self, Depth};
-use crate::props::{MultiStatus, dav, is_live, live_names, live_value, prop_element};
+use crate::locks::Lock;
+use crate::props::{Live, MultiStatus, dav, is_live, live_names, prop_element};
 use crate::status::DavError;
 use crate::xml::{self, DAV};
 
@@ -74,19 +75,24 @@ impl DavHandler {
         let (user, path) = (req.user, req.path.clone());
         self.blocking(move |inner| {
             let entry = inner.store.stat(user, &path)?;
-            let mut ms = MultiStatus::new();
             let children = if depth == Depth::One && entry.is_dir() {
                 inner.store.list(user, &path)?
             } else {
                 Vec::new()
             };
-            describe(inner, &mut ms, user, &path, &entry, &wanted)?;
-            for child in children {
+            let mut ms = MultiStatus::with_entries(children.len() + 1);
+            // Locks that may cover the folder or a child, looked up once: usually none.
+            let mut locks = inner.locks.covering(user, &path);
+            if !children.is_empty() {
+                locks.extend(inner.locks.beneath(user, &path));
+            }
+            describe(inner, &mut ms, user, &path, &entry, &wanted, &locks)?;
+            for child in &children {
                 let Ok(child_path) = path.join(&child.name) else {
                     tracing::warn!(name = %child.name, "store listed an invalid name");
                     continue;
                 };
-                describe(inner, &mut ms, user, &child_path, &child, &wanted)?;
+                describe(inner, &mut ms, user, &child_path, child, &wanted, &locks)?;
             }
             Ok(ms.into_response())
         })
@@ -94,7 +100,8 @@ impl DavHandler {
     }
 }
 
-/// Adds one resource's `DAV:response`.
+/// Adds one resource's `DAV:response`, written straight into the body. `candidates` holds at
+/// least every lock covering `path`.
 fn describe(
     inner: &Inner,
     ms: &mut MultiStatus,
@@ -102,8 +109,8 @@ fn describe(
     path: &StorePath,
     entry: &Entry,
     wanted: &Wanted,
+    candidates: &[Lock],
 ) -> Result<(), DavError> {
-    let href = inner.mount.href(path, entry.is_dir());
     let needs_dead = match wanted {
         Wanted::Prop(names) => names.iter().any(|n| !is_live(n)),
         Wanted::AllProp(_) | Wanted::PropName => true,
@@ -113,53 +120,68 @@ fn describe(
     } else {
         Vec::new()
     };
-    let locks = inner.locks.covering(user, path);
-    let live = |name: &str| live_value(name, path, entry, &locks, &inner.mount);
+    let locks: Vec<Lock> = candidates
+        .iter()
+        .filter(|l| l.covers(path))
+        .cloned()
+        .collect();
+    let live = Live {
+        path,
+        entry,
+        locks: &locks,
+        mount: &inner.mount,
+    };
     let dead_value = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-    let mut found = Vec::new();
-    let mut missing = Vec::new();
+    let mut missing: Vec<&PropName> = Vec::new();
+    let href = inner.mount.href(path, entry.is_dir());
+    let out = ms.begin_response(&href);
     match wanted {
         Wanted::AllProp(include) => {
             for name in live_names(entry) {
-                found.push(prop_element(&dav(name), live(name).as_deref()));
+                if !live.write(out, name) {
+                    out.push_str(&prop_element(&dav(name), None));
+                }
             }
             for (name, value) in &dead {
-                found.push(prop_element(name, Some(&dead_value(value))));
+                out.push_str(&prop_element(name, Some(&dead_value(value))));
             }
             for name in include.iter().filter(|n| !is_live(n)) {
                 if !dead.iter().any(|(d, _)| d == name) {
-                    missing.push(prop_element(name, None));
+                    missing.push(name);
                 }
             }
         }
         Wanted::PropName => {
             for name in live_names(entry) {
-                found.push(prop_element(&dav(name), None));
+                out.push_str("<D:");
+                out.push_str(name);
+                out.push_str("/>");
             }
             for (name, _) in &dead {
-                found.push(prop_element(name, None));
+                out.push_str(&prop_element(name, None));
             }
         }
         Wanted::Prop(names) => {
             for name in names {
-                let value = if is_live(name) {
-                    live(&name.name)
+                if is_live(name) {
+                    if !live.write(out, &name.name) {
+                        missing.push(name);
+                    }
                 } else {
-                    dead.iter()
-                        .find(|(d, _)| d == name)
-                        .map(|(_, v)| dead_value(v))
-                };
-                match value {
-                    Some(value) => found.push(prop_element(name, Some(&value))),
-                    None => missing.push(prop_element(name, None)),
+                    match dead.iter().find(|(d, _)| d == name) {
+                        Some((_, v)) => out.push_str(&prop_element(name, Some(&dead_value(v)))),
+                        None => missing.push(name),
+                    }
                 }
             }
         }
     }
-    ms.propstats(
-        &href,
-        &[(StatusCode::OK, found), (StatusCode::NOT_FOUND, missing)],
-    );
+    ms.end_found();
+    if !missing.is_empty() {
+        let missing: Vec<String> = missing.iter().map(|n| prop_element(n, None)).collect();
+        ms.propstat(StatusCode::NOT_FOUND, &missing);
+    }
+    ms.end_response();
     Ok(())
 }
 

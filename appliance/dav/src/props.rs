@@ -1,17 +1,20 @@
 //! Properties: the live ones we compute from store entries and locks, rendering of property
 //! elements, and the 207 Multi-Status body.
 
-use std::time::Instant;
+use std::fmt::Write as _;
+use std::time::{Instant, UNIX_EPOCH};
+
+use httpdate::HttpDate;
 
 use http::{Response, StatusCode, header};
 use percloud_store::{Entry, PropName, StorePath};
 
 use crate::body::{DavBody, full_body};
-use crate::dates::{rfc1123, rfc3339};
+use crate::dates::rfc3339;
 use crate::href::Mount;
 use crate::locks::Lock;
 use crate::status::status_line;
-use crate::xml::{DAV, escape_attr, escape_text};
+use crate::xml::{DAV, escape_attr, escape_into, escape_text};
 
 /// Live properties we compute, all in the DAV: namespace.
 pub(crate) const LIVE: [&str; 9] = [
@@ -60,33 +63,85 @@ pub(crate) fn prop_element(name: &PropName, inner: Option<&str>) -> String {
     }
 }
 
-/// The value of live property `name` for `entry` as inner XML, or `None` when it does not
-/// apply (content length of a folder).
-pub(crate) fn live_value(
-    name: &str,
-    path: &StorePath,
-    entry: &Entry,
-    locks: &[Lock],
-    mount: &Mount,
-) -> Option<String> {
-    let value = match name {
-        "resourcetype" if entry.is_dir() => "<D:collection/>".to_owned(),
-        "resourcetype" => String::new(),
-        "getcontentlength" if !entry.is_dir() => entry.size.to_string(),
-        "getlastmodified" => rfc1123(entry.mtime),
-        "creationdate" => rfc3339(entry.created),
-        "getetag" => escape_text(&format!("\"{}\"", entry.etag)),
-        "getcontenttype" if !entry.is_dir() => content_type(&entry.name).to_owned(),
-        "displayname" => escape_text(&entry.name),
-        "supportedlock" => SUPPORTED_LOCK.to_owned(),
-        // A lock rooted above this resource is on a collection.
-        "lockdiscovery" => locks
-            .iter()
-            .map(|l| activelock(l, l.root != *path || entry.is_dir(), mount))
-            .collect(),
-        _ => return None,
-    };
-    Some(value)
+/// The live properties of one resource, written straight into a response body.
+pub(crate) struct Live<'a> {
+    pub path: &'a StorePath,
+    pub entry: &'a Entry,
+    /// The locks covering `path`.
+    pub locks: &'a [Lock],
+    pub mount: &'a Mount,
+}
+
+impl Live<'_> {
+    /// Appends the element of live property `name` (`<D:name>value</D:name>`, or `<D:name/>`
+    /// when the value is empty); `false`, writing nothing, when it does not apply (content
+    /// length of a folder) or is not a live property.
+    pub fn write(&self, out: &mut String, name: &str) -> bool {
+        let entry = self.entry;
+        let start = out.len();
+        out.push_str("<D:");
+        out.push_str(name);
+        out.push('>');
+        let value_at = out.len();
+        let applies = match name {
+            "resourcetype" => {
+                if entry.is_dir() {
+                    out.push_str("<D:collection/>");
+                }
+                true
+            }
+            "getcontentlength" if !entry.is_dir() => {
+                let _ = write!(out, "{}", entry.size);
+                true
+            }
+            "getlastmodified" => {
+                let _ = write!(out, "{}", HttpDate::from(entry.mtime.max(UNIX_EPOCH)));
+                true
+            }
+            "creationdate" => {
+                out.push_str(&rfc3339(entry.created));
+                true
+            }
+            "getetag" => {
+                out.push('"');
+                escape_into(out, &entry.etag);
+                out.push('"');
+                true
+            }
+            "getcontenttype" if !entry.is_dir() => {
+                out.push_str(content_type(&entry.name));
+                true
+            }
+            "displayname" => {
+                escape_into(out, &entry.name);
+                true
+            }
+            "supportedlock" => {
+                out.push_str(SUPPORTED_LOCK);
+                true
+            }
+            // A lock rooted above this resource is on a collection.
+            "lockdiscovery" => {
+                for l in self.locks {
+                    let root_is_dir = l.root != *self.path || entry.is_dir();
+                    out.push_str(&activelock(l, root_is_dir, self.mount));
+                }
+                true
+            }
+            _ => false,
+        };
+        if !applies {
+            out.truncate(start);
+        } else if out.len() == value_at {
+            out.truncate(value_at - 1);
+            out.push_str("/>");
+        } else {
+            out.push_str("</D:");
+            out.push_str(name);
+            out.push('>');
+        }
+        applies
+    }
 }
 
 /// The live property names that apply to `entry`.
@@ -164,14 +219,67 @@ pub fn content_type(name: &str) -> &'static str {
 #[derive(Debug)]
 pub(crate) struct MultiStatus {
     body: String,
+    /// Where the current response's 200 propstat starts.
+    found_at: usize,
 }
+
+const MULTISTATUS_START: &str =
+    "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus xmlns:D=\"DAV:\">";
+const FOUND_START: &str = "<D:propstat><D:prop>";
+const FOUND_END: &str = "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>";
 
 impl MultiStatus {
     pub fn new() -> Self {
         MultiStatus {
-            body: "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus xmlns:D=\"DAV:\">"
-                .to_owned(),
+            body: MULTISTATUS_START.to_owned(),
+            found_at: 0,
         }
+    }
+
+    /// A document expected to hold about `entries` responses (pre-sized, ~300 bytes each).
+    pub fn with_entries(entries: usize) -> Self {
+        let mut body = String::with_capacity(MULTISTATUS_START.len() + 64 + entries * 320);
+        body.push_str(MULTISTATUS_START);
+        MultiStatus { body, found_at: 0 }
+    }
+
+    /// Starts a response and its 200 propstat: the caller appends property elements to the
+    /// returned body, then calls [`MultiStatus::end_found`], any [`MultiStatus::propstat`]
+    /// and [`MultiStatus::end_response`].
+    pub fn begin_response(&mut self, href: &str) -> &mut String {
+        self.body.push_str("<D:response><D:href>");
+        escape_into(&mut self.body, href);
+        self.body.push_str("</D:href>");
+        self.found_at = self.body.len();
+        self.body.push_str(FOUND_START);
+        &mut self.body
+    }
+
+    /// Closes the 200 propstat, or drops it when no property was written.
+    pub fn end_found(&mut self) {
+        if self.body.len() == self.found_at + FOUND_START.len() {
+            self.body.truncate(self.found_at);
+        } else {
+            self.body.push_str(FOUND_END);
+        }
+    }
+
+    /// One propstat of rendered property elements (none: nothing).
+    pub fn propstat(&mut self, status: StatusCode, props: &[String]) {
+        if props.is_empty() {
+            return;
+        }
+        self.body.push_str("<D:propstat><D:prop>");
+        for prop in props {
+            self.body.push_str(prop);
+        }
+        self.body.push_str("</D:prop><D:status>");
+        self.body.push_str(&status_line(status));
+        self.body.push_str("</D:status></D:propstat>");
+    }
+
+    pub fn end_response(&mut self) {
+        self.body.push_str("</D:response>\n");
     }
 
     /// A response with one propstat per non-empty group of rendered property elements.

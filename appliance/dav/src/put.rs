@@ -8,14 +8,18 @@ use http_body_util::BodyExt;
 use percloud_store::{CommitOptions, CommitOutcome, Precondition};
 use tokio::sync::mpsc;
 
-use crate::body::{DavBody, empty_body};
+use crate::body::{DavBody, empty_body, read_limited};
 use crate::conditional;
-use crate::handler::{DavHandler, LockNeed, Req};
+use crate::handler::{DavHandler, Inner, LockNeed, Req};
 use crate::headers::{self, EtagList};
 use crate::status::{DavError, Op};
 
 /// Body chunks buffered between the connection and the upload thread.
 const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// Bodies of a known length up to this size are read whole before storing (one blocking
+/// task per PUT); larger ones stream.
+const SMALL_PUT: usize = 256 * 1024;
 
 enum Msg {
     Data(Bytes),
@@ -24,7 +28,7 @@ enum Msg {
 }
 
 impl DavHandler {
-    pub(crate) async fn put<B>(&self, req: Req, mut body: B) -> Result<Response<DavBody>, DavError>
+    pub(crate) async fn put<B>(&self, req: Req, body: B) -> Result<Response<DavBody>, DavError>
     where
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -47,6 +51,78 @@ impl DavHandler {
                     .ok_or_else(|| DavError::bad_request("invalid Content-Length"))?,
             ),
         };
+        let mtime = headers::oc_mtime(&req.headers);
+        let outcome = match expected {
+            Some(n) if n <= SMALL_PUT as u64 => self.put_small(req, body, n).await?,
+            _ => self.put_streaming(req, body, expected).await?,
+        };
+
+        let mut response = Response::new(empty_body());
+        *response.status_mut() = if outcome.created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::NO_CONTENT
+        };
+        let headers = response.headers_mut();
+        let mut etag = String::with_capacity(outcome.entry.etag.len() + 2);
+        etag.push('"');
+        etag.push_str(&outcome.entry.etag);
+        etag.push('"');
+        if let Ok(etag) = HeaderValue::from_str(&etag) {
+            headers.insert(header::ETAG, etag.clone());
+            headers.insert("oc-etag", etag);
+        }
+        if mtime.is_some() {
+            headers.insert("x-oc-mtime", HeaderValue::from_static("accepted"));
+        }
+        Ok(response)
+    }
+
+    /// A small body (known length, at most [`SMALL_PUT`]) is read first; then one blocking
+    /// task checks the preconditions, stores and commits it: one hop to a blocking thread
+    /// instead of two and no channel.
+    async fn put_small<B>(&self, req: Req, body: B, n: u64) -> Result<CommitOutcome, DavError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let data = read_limited(body, Some(n), SMALL_PUT).await?;
+        if data.len() as u64 != n {
+            return Err(DavError::bad_request(format!(
+                "body ended after {} of {n} bytes",
+                data.len()
+            )));
+        }
+        self.blocking(move |inner| {
+            let options = CommitOptions {
+                mtime: headers::oc_mtime(&req.headers),
+                precondition: precheck(inner, &req)?,
+            };
+            let mut upload = inner
+                .store
+                .begin_upload(req.user, Some(n))
+                .map_err(|e| DavError::store(Op::Put, e))?;
+            upload
+                .write(&data)
+                .map_err(|e| DavError::store(Op::Put, e))?;
+            upload
+                .commit(&req.path, &options)
+                .map_err(|e| DavError::store(Op::Put, e))
+        })
+        .await
+    }
+
+    /// Any other body streams through a bounded channel into an upload on a blocking thread.
+    async fn put_streaming<B>(
+        &self,
+        req: Req,
+        mut body: B,
+        expected: Option<u64>,
+    ) -> Result<CommitOutcome, DavError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let precondition = self.put_preconditions(&req).await?;
         let mtime = headers::oc_mtime(&req.headers);
         let options = CommitOptions {
@@ -125,23 +201,7 @@ impl DavHandler {
         if !worker_stopped {
             fed?;
         }
-        let outcome = outcome?;
-
-        let mut response = Response::new(empty_body());
-        *response.status_mut() = if outcome.created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::NO_CONTENT
-        };
-        let headers = response.headers_mut();
-        if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", outcome.entry.etag)) {
-            headers.insert(header::ETAG, etag.clone());
-            headers.insert("oc-etag", etag);
-        }
-        if mtime.is_some() {
-            headers.insert("x-oc-mtime", HeaderValue::from_static("accepted"));
-        }
-        Ok(response)
+        outcome
     }
 
     /// Checks before reading the body: the target is not a folder, its parent exists, the
@@ -149,40 +209,42 @@ impl DavHandler {
     /// re-checks atomically.
     async fn put_preconditions(&self, req: &Req) -> Result<Precondition, DavError> {
         let req = req.clone();
-        self.blocking(move |inner| {
-            let existing = inner.stat_opt(req.user, &req.path)?;
-            match &existing {
-                Some(entry) if entry.is_dir() => {
-                    return Err(DavError::new(
-                        StatusCode::METHOD_NOT_ALLOWED,
-                        "cannot PUT to a collection",
-                    ));
-                }
-                Some(_) => {}
-                None => {
-                    inner.require_parent_collection(req.user, &req.path)?;
-                }
-            }
-            conditional::require(&req.headers, existing.as_ref())?;
-            inner.check_locks(
-                &req,
-                &[LockNeed {
-                    path: req.path.clone(),
-                    tree: false,
-                    membership: existing.is_none(),
-                }],
-            )?;
-            let if_match = headers::etag_list(&req.headers, "if-match")
-                .and(existing.as_ref().map(|e| e.etag.clone()));
-            let if_none_match_any = matches!(
-                headers::etag_list(&req.headers, "if-none-match"),
-                Some(EtagList::Any)
-            );
-            Ok(Precondition {
-                if_match,
-                if_none_match_any,
-            })
-        })
-        .await
+        self.blocking(move |inner| precheck(inner, &req)).await
     }
+}
+
+/// See [`DavHandler::put_preconditions`].
+fn precheck(inner: &Inner, req: &Req) -> Result<Precondition, DavError> {
+    let existing = inner.stat_opt(req.user, &req.path)?;
+    match &existing {
+        Some(entry) if entry.is_dir() => {
+            return Err(DavError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "cannot PUT to a collection",
+            ));
+        }
+        Some(_) => {}
+        None => {
+            inner.require_parent_collection(req.user, &req.path)?;
+        }
+    }
+    conditional::require(&req.headers, existing.as_ref())?;
+    inner.check_locks(
+        req,
+        &[LockNeed {
+            path: req.path.clone(),
+            tree: false,
+            membership: existing.is_none(),
+        }],
+    )?;
+    let if_match =
+        headers::etag_list(&req.headers, "if-match").and(existing.as_ref().map(|e| e.etag.clone()));
+    let if_none_match_any = matches!(
+        headers::etag_list(&req.headers, "if-none-match"),
+        Some(EtagList::Any)
+    );
+    Ok(Precondition {
+        if_match,
+        if_none_match_any,
+    })
 }
