@@ -32,6 +32,41 @@ pub struct Config {
     /// Only on the appliance image: the box's own duties (watchdog, console, first boot).
     #[serde(default)]
     pub appliance: Option<ApplianceConfig>,
+    #[serde(default)]
+    pub remote: RemoteConfig,
+}
+
+/// `[remote]`: reaching the box from the internet (docs/remote-access.md). `enabled`,
+/// `domain` and `allow_remote_admin` are the defaults until the owner changes them in Admin
+/// (then `<data>/remote.json` wins).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// External ports to map, in order of preference.
+    #[serde(default = "default_external_ports")]
+    pub external_ports: Vec<u16>,
+    /// Lease of the mapping in seconds, renewed at half-life; 0 asks for a permanent one.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u32,
+    /// The owner's domain for a publicly trusted certificate; empty for none.
+    #[serde(default)]
+    pub domain: String,
+    #[serde(default = "default_acme_directory")]
+    pub acme_directory: String,
+    /// `mailto:` contact for the ACME account; empty for none.
+    #[serde(default)]
+    pub acme_contact: String,
+    /// A PEM root to trust for the ACME server (test CAs); empty: the system's roots.
+    #[serde(default)]
+    pub acme_ca_file: String,
+    /// Whether the claim and admin pages answer from outside the LAN.
+    #[serde(default)]
+    pub allow_remote_admin: bool,
+    /// `http://ROUTER:PORT/rootDesc.xml`: ask this router only (tests); empty: SSDP search.
+    #[serde(default)]
+    pub igd_url: String,
 }
 
 /// `[appliance]`: present only in the image's config file (docs/image.md).
@@ -81,6 +116,65 @@ fn default_listen() -> Vec<SocketAddr> {
 fn default_hostname() -> String {
     "percloud".to_owned()
 }
+fn default_external_ports() -> Vec<u16> {
+    vec![443, 8443]
+}
+fn default_lease_secs() -> u32 {
+    3600
+}
+fn default_acme_directory() -> String {
+    "https://acme-v02.api.letsencrypt.org/directory".to_owned()
+}
+
+impl Default for RemoteConfig {
+    fn default() -> Self {
+        RemoteConfig {
+            enabled: false,
+            external_ports: default_external_ports(),
+            lease_secs: default_lease_secs(),
+            domain: String::new(),
+            acme_directory: default_acme_directory(),
+            acme_contact: String::new(),
+            acme_ca_file: String::new(),
+            allow_remote_admin: false,
+            igd_url: String::new(),
+        }
+    }
+}
+
+impl RemoteConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.external_ports.is_empty() || self.external_ports.contains(&0) {
+            return Err("[remote] external_ports must list ports 1-65535".into());
+        }
+        if self.lease_secs != 0 && self.lease_secs < 10 {
+            return Err("[remote] lease_secs must be 0 (permanent) or at least 10".into());
+        }
+        if !self.domain.is_empty() {
+            validate_domain(&self.domain)?;
+        }
+        if !self.igd_url.is_empty() && !self.igd_url.starts_with("http://") {
+            return Err("[remote] igd_url must be an http:// URL".into());
+        }
+        Ok(())
+    }
+}
+
+/// A DNS name of two or more labels, each 1-63 letters, digits or hyphens.
+pub fn validate_domain(domain: &str) -> Result<(), String> {
+    let labels: Vec<&str> = domain.split('.').collect();
+    let ok = domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| validate_hostname(l).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "domain {domain:?} is not a DNS name such as box.example.org"
+        ))
+    }
+}
+
 fn default_discovery_enabled() -> Option<bool> {
     None
 }
@@ -114,6 +208,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             discovery: DiscoveryConfig::default(),
             appliance: None,
+            remote: RemoteConfig::default(),
         }
     }
 }
@@ -171,6 +266,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         validate_hostname(&self.hostname)?;
+        self.remote.validate()?;
         if let Some(name) = &self.discovery.hostname {
             validate_hostname(name)?;
         }
@@ -262,6 +358,21 @@ mod tests {
         assert!(err.to_string().contains("unknown field"), "{err}");
         assert!(parse("[discovery]\nhostname = \"a.b\"\n").is_err());
         assert!(parse("[discovery]\ninstance_name = \"\"\n").is_err());
+    }
+
+    #[test]
+    fn remote_section() {
+        let config = parse("[remote]\nenabled = true\nexternal_ports = [8443]\nlease_secs = 20\ndomain = \"box.example.org\"\n").expect("valid");
+        assert!(config.remote.enabled);
+        assert_eq!(config.remote.external_ports, [8443]);
+        assert_eq!(config.remote.lease_secs, 20);
+        assert_eq!(parse("").expect("valid").remote, RemoteConfig::default());
+        assert_eq!(RemoteConfig::default().external_ports, [443, 8443]);
+        assert!(parse("[remote]\nenable = true\n").is_err());
+        assert!(parse("[remote]\nexternal_ports = []\n").is_err());
+        assert!(parse("[remote]\nlease_secs = 5\n").is_err());
+        assert!(parse("[remote]\ndomain = \"nodots\"\n").is_err());
+        assert!(parse("[remote]\nigd_url = \"ftp://x\"\n").is_err());
     }
 
     #[test]

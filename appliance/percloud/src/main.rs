@@ -9,6 +9,7 @@ mod control;
 mod data_dir;
 mod error;
 mod password;
+mod remote;
 mod serve;
 mod workers;
 
@@ -84,6 +85,7 @@ fn run(cli: Cli, recent_logs: RecentLogs) -> Result<(), CliError> {
                 store: store_options,
                 recent_logs,
                 appliance: config.appliance.clone(),
+                remote: config.remote.clone(),
                 discovery: serve::DiscoveryChoice {
                     enabled: if args.no_discovery {
                         Some(false)

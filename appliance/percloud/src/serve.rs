@@ -35,6 +35,8 @@ pub struct ServeSettings {
     /// `[appliance]` of the config file: set only on the appliance image.
     pub appliance: Option<crate::config::ApplianceConfig>,
     pub discovery: DiscoveryChoice,
+    /// `[remote]` of the config file.
+    pub remote: crate::config::RemoteConfig,
 }
 
 /// `[discovery]` and `--no-discovery`, merged.
@@ -68,7 +70,8 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
     // The name the box answers to may carry a suffix won in a conflict (`percloud-2`).
     let lan_hostname = percloud_discovery::announced_hostname(&settings.data, &settings.hostname)
         .map_err(|e| CliError::Internal(e.to_string()))?;
-    let tls = Tls::load_or_create(&settings.data, &identity(&settings, &lan_hostname))?;
+    let base_identity = identity(&settings, &lan_hostname);
+    let tls = Arc::new(Tls::load_or_create(&settings.data, &base_identity)?);
     tracing::info!(
         fingerprint = tls.server_fingerprint_sha256(),
         "server certificate ready"
@@ -128,6 +131,19 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
     })
     .map_err(|e| CliError::Internal(e.to_string()))?;
     app.discovery = Some(discovery.clone());
+    let https_addr = bound
+        .iter()
+        .find(|(kind, _)| *kind == ListenerKind::Tls)
+        .map(|(_, addr)| *addr);
+    let remote = crate::remote::start(
+        &settings.data,
+        &settings.remote,
+        https_addr,
+        tls.clone(),
+        base_identity,
+        &mut workers,
+    )?;
+    app.remote = Some(remote);
     let server = Server::new(App::new(app), Some(tls.server_config()));
     workers.spawn("web", {
         let token = workers.token();
