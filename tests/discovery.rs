@@ -54,19 +54,43 @@ impl Lan {
         let switch = format!("{prefix}sw");
         ip(&["netns", "add", &switch]);
         lan.created.push(switch.clone());
-        ip(&["-n", &switch, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0"]);
+        ip(&[
+            "-n",
+            &switch,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ]);
         ip(&["-n", &switch, "link", "set", "br0", "up"]);
         for i in 0..peers {
             let ns = format!("{prefix}p{i}");
             ip(&["netns", "add", &ns]);
             lan.created.push(ns.clone());
             lan.exec_ok(&ns, &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-            lan.exec_ok(&ns, &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+            lan.exec_ok(
+                &ns,
+                &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
+            );
             let port = format!("v{i}");
-            ip(&["-n", &switch, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+            ip(&[
+                "-n", &switch, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
+                "netns", &ns,
+            ]);
             ip(&["-n", &switch, "link", "set", &port, "master", "br0", "up"]);
             ip(&["-n", &ns, "link", "set", "lo", "up"]);
-            ip(&["-n", &ns, "addr", "add", &format!("{}/24", Lan::addr(i)), "dev", "eth0"]);
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{}/24", Lan::addr(i)),
+                "dev",
+                "eth0",
+            ]);
             ip(&["-n", &ns, "link", "set", "eth0", "up"]);
             ip(&["-n", &ns, "route", "add", "224.0.0.0/4", "dev", "eth0"]);
             lan.peers.push(ns);
@@ -232,7 +256,13 @@ impl BoxDaemon {
         let body = format!(r#"{{"name":"owner","password":"{PASSWORD}"}}"#);
         let ran = self.curl(
             lan,
-            &["/api/claim", "-H", "Content-Type: application/json", "--data", &body],
+            &[
+                "/api/claim",
+                "-H",
+                "Content-Type: application/json",
+                "--data",
+                &body,
+            ],
         );
         assert!(ran.stdout.contains("\"csrf\""), "claim failed\n{ran}");
     }
@@ -452,8 +482,15 @@ fn avahi_and_zeroconf_resolve_the_box_and_its_services() {
     let resolved = wait_until(SEEN_TIMEOUT, || {
         avahi.resolve(&lan, "percloud.local").as_deref() == Some(box_ip.as_str())
     });
-    assert!(resolved, "avahi never resolved percloud.local to {box_ip}\n{}", avahi.log());
-    eprintln!("avahi resolved percloud.local after {:.1?}", started.elapsed());
+    assert!(
+        resolved,
+        "avahi never resolved percloud.local to {box_ip}\n{}",
+        avahi.log()
+    );
+    eprintln!(
+        "avahi resolved percloud.local after {:.1?}",
+        started.elapsed()
+    );
 
     let expected = [
         ("_https._tcp", vec!["\"path=/\"".to_owned()]),
@@ -494,7 +531,11 @@ fn avahi_and_zeroconf_resolve_the_box_and_its_services() {
         let s = one(ty);
         assert_eq!(s["port"], HTTPS_PORT, "{ty}: {seen:#}");
         assert_eq!(s["server"], "percloud.local.", "{ty}: {seen:#}");
-        assert_eq!(s["addresses"], serde_json::json!([box_ip]), "{ty}: {seen:#}");
+        assert_eq!(
+            s["addresses"],
+            serde_json::json!([box_ip]),
+            "{ty}: {seen:#}"
+        );
     }
     assert_eq!(one("_https._tcp")["txt"]["path"], "/");
     assert_eq!(one("_webdavs._tcp")["txt"]["path"], "/dav/");
@@ -518,7 +559,14 @@ fn the_box_lists_devices_announced_nearby() {
     let script = peer_script();
     let dir = temp_dir("publish");
     let publish = |ty: &str, name: &str, port: &str, txt: &[&str], log: &str| {
-        let mut args = vec!["/usr/bin/python3", script.as_str(), "publish", ty, name, port];
+        let mut args = vec![
+            "/usr/bin/python3",
+            script.as_str(),
+            "publish",
+            ty,
+            name,
+            port,
+        ];
         args.extend_from_slice(txt);
         // stdin from /dev/null would end it at once: keep it open with `sleep`.
         let line = args.join("' '");
@@ -532,19 +580,29 @@ fn the_box_lists_devices_announced_nearby() {
         "_percloud._tcp",
         "Other box",
         "9443",
-        &["id=0123456789abcdef", "name=Other box", "ver=9.9.9", "fp=AA:BB"],
+        &[
+            "id=0123456789abcdef",
+            "name=Other box",
+            "ver=9.9.9",
+            "fp=AA:BB",
+        ],
         "other.log",
     );
-    let _tv = publish("_googlecast._tcp", "Living Room TV", "8009", &["fn=Living Room"], "tv.log");
+    let _tv = publish(
+        "_googlecast._tcp",
+        "Living Room TV",
+        "8009",
+        &["fn=Living Room"],
+        "tv.log",
+    );
 
     let started = Instant::now();
     let mut last = Value::Null;
     let found = wait_until(SEEN_TIMEOUT, || {
         last = daemon.discovery(&lan);
         let devices = last["devices"].as_array().cloned().unwrap_or_default();
-        let has = |name: &str, ty: &str| {
-            devices.iter().any(|d| d["name"] == name && d["type"] == ty)
-        };
+        let has =
+            |name: &str, ty: &str| devices.iter().any(|d| d["name"] == name && d["type"] == ty);
         has("Other box", "_percloud._tcp") && has("Living Room TV", "_googlecast._tcp")
     });
     assert!(found, "devices never listed: {last:#}\n{}", daemon.log());
@@ -566,7 +624,10 @@ fn the_box_lists_devices_announced_nearby() {
     assert_eq!(other["txt"]["id"], "0123456789abcdef");
     // The box does not list itself.
     assert_eq!(
-        devices.iter().filter(|d| d["type"] == "_percloud._tcp").count(),
+        devices
+            .iter()
+            .filter(|d| d["type"] == "_percloud._tcp")
+            .count(),
         1,
         "{last:#}"
     );
@@ -585,7 +646,9 @@ fn two_boxes_on_one_segment_get_different_host_names() {
     first.claim(&lan);
     let avahi = Avahi::start(&lan, lan.ns(2));
     assert!(
-        wait_until(SEEN_TIMEOUT, || avahi.resolve(&lan, "percloud.local").is_some()),
+        wait_until(SEEN_TIMEOUT, || avahi
+            .resolve(&lan, "percloud.local")
+            .is_some()),
         "the first box never answered\n{}",
         avahi.log()
     );
@@ -596,7 +659,13 @@ fn two_boxes_on_one_segment_get_different_host_names() {
         last = (first.discovery(&lan), second.discovery(&lan));
         last.0["hostname"] == "percloud" && last.1["hostname"] == "percloud-2"
     });
-    assert!(renamed, "host names: {:#} / {:#}\n{}", last.0, last.1, second.log());
+    assert!(
+        renamed,
+        "host names: {:#} / {:#}\n{}",
+        last.0,
+        last.1,
+        second.log()
+    );
     let both = wait_until(SEEN_TIMEOUT, || {
         avahi.resolve(&lan, "percloud-2.local").as_deref() == Some(Lan::addr(1).as_str())
             && avahi.resolve(&lan, "percloud.local").as_deref() == Some(Lan::addr(0).as_str())
@@ -610,7 +679,16 @@ fn two_boxes_on_one_segment_get_different_host_names() {
     let state = std::fs::read_to_string(data2.path().join("discovery.json")).expect("state");
     assert!(state.contains("percloud-2"), "{state}");
     let body = format!(r#"{{"name":"owner","password":"{PASSWORD}"}}"#);
-    again.curl(&lan, &["/api/login", "-H", "Content-Type: application/json", "--data", &body]);
+    again.curl(
+        &lan,
+        &[
+            "/api/login",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            &body,
+        ],
+    );
     assert_eq!(again.discovery(&lan)["hostname"], "percloud-2");
 }
 
@@ -623,7 +701,14 @@ fn sigterm_sends_goodbyes_the_other_side_sees() {
     let mut watcher = lan
         .command(
             lan.ns(1),
-            &["/usr/bin/python3", &script, "watch", "_percloud._tcp", "--timeout", "60"],
+            &[
+                "/usr/bin/python3",
+                &script,
+                "watch",
+                "_percloud._tcp",
+                "--timeout",
+                "60",
+            ],
         )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -675,17 +760,49 @@ fn an_address_change_is_seen_within_seconds() {
     );
     let new = "10.213.0.50";
     let box_ns = lan.ns(0);
-    ip(&["-n", box_ns, "addr", "add", &format!("{new}/24"), "dev", "eth0"]);
-    ip(&["-n", box_ns, "addr", "del", &format!("{old}/24"), "dev", "eth0"]);
-    ip(&["-n", box_ns, "route", "replace", "224.0.0.0/4", "dev", "eth0"]);
+    // Like a move to another network. (Deleting a primary address also deletes the
+    // secondaries of its subnet, so the old one goes first.)
+    ip(&[
+        "-n",
+        box_ns,
+        "addr",
+        "del",
+        &format!("{old}/24"),
+        "dev",
+        "eth0",
+    ]);
+    ip(&[
+        "-n",
+        box_ns,
+        "addr",
+        "add",
+        &format!("{new}/24"),
+        "dev",
+        "eth0",
+    ]);
+    ip(&[
+        "-n",
+        box_ns,
+        "route",
+        "replace",
+        "224.0.0.0/4",
+        "dev",
+        "eth0",
+    ]);
     let changed = Instant::now();
     let seen = wait_until(Duration::from_secs(20), || {
         avahi.resolve(&lan, "percloud.local").as_deref() == Some(new)
     });
     assert!(seen, "the new address was never seen\n{}", avahi.log());
-    eprintln!("new address seen by avahi {:.1?} after the change", changed.elapsed());
+    eprintln!(
+        "new address seen by avahi {:.1?} after the change",
+        changed.elapsed()
+    );
     assert!(changed.elapsed() < Duration::from_secs(10));
     // python3-zeroconf agrees.
     let seen = zeroconf_browse(&lan, lan.ns(1), &["_https._tcp"], "percloud.local");
-    assert_eq!(seen["services"]["_https._tcp"][0]["addresses"], serde_json::json!([new]));
+    assert_eq!(
+        seen["services"]["_https._tcp"][0]["addresses"],
+        serde_json::json!([new])
+    );
 }

@@ -23,7 +23,7 @@ use crate::{BROWSED_TYPES, Discovery, lock, services};
 
 /// How often addresses are checked by mdns-sd (seconds) and by the status (below).
 const IP_CHECK_SECS: u32 = 1;
-const STATUS_POLL: Duration = Duration::from_secs(2);
+const STATUS_POLL: Duration = Duration::from_secs(1);
 /// The browser is recycled after this many sightings or this long.
 const BROWSER_MAX_EVENTS: usize = 4 * MAX_DEVICES;
 const BROWSER_MAX_AGE: Duration = Duration::from_secs(30 * 60);
@@ -40,6 +40,11 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 enum Outcome {
     Shutdown,
     Renamed,
+    /// The set of LAN addresses changed: the responder starts over on the new ones (fresh
+    /// sockets and multicast memberships; mdns-sd 0.21 can lose an interface when its first
+    /// address goes while another stays). No goodbyes: the new announcement's cache-flush
+    /// bit replaces the old addresses in the peers' caches.
+    AddressesChanged,
     Failed(String),
 }
 
@@ -53,13 +58,20 @@ pub(crate) async fn run(discovery: Discovery, shutdown: CancellationToken) {
         match Responder::start(&discovery) {
             Ok(mut responder) => {
                 let outcome = responder.serve(&discovery, &shutdown).await;
-                responder.stop().await;
+                responder
+                    .stop(!matches!(outcome, Outcome::AddressesChanged))
+                    .await;
                 match outcome {
                     Outcome::Shutdown => {
                         tracing::info!("discovery stopped; goodbye records sent");
                         return;
                     }
                     Outcome::Renamed => {
+                        retry = RETRY_FIRST;
+                        continue;
+                    }
+                    Outcome::AddressesChanged => {
+                        tracing::info!("LAN addresses changed: announcing again");
                         retry = RETRY_FIRST;
                         continue;
                     }
@@ -117,6 +129,8 @@ struct Responder {
     monitor: Receiver<DaemonEvent>,
     /// Full names of the registered services, for the goodbyes.
     registered: Vec<String>,
+    /// The LAN addresses when the services were registered.
+    addresses: Vec<std::net::IpAddr>,
     browser: Browser,
 }
 
@@ -150,7 +164,8 @@ impl Responder {
                 .map_err(|e| register(e.to_string()))?;
             registered.push(fullname);
         }
-        discovery.set_addresses(lan_addresses());
+        let addresses = lan_addresses();
+        discovery.set_addresses(addresses.clone());
         tracing::info!(
             host = %host,
             instance = %announcement.instance,
@@ -168,6 +183,7 @@ impl Responder {
             announcer,
             monitor,
             registered,
+            addresses,
             browser,
         })
     }
@@ -190,7 +206,11 @@ impl Responder {
                     None => self.recycle_browser("the browser thread ended").await,
                 },
                 _ = poll.tick() => {
-                    discovery.set_addresses(lan_addresses());
+                    let addresses = lan_addresses();
+                    if addresses != self.addresses {
+                        discovery.set_addresses(addresses);
+                        return Outcome::AddressesChanged;
+                    }
                     lock(&discovery.shared.devices).expire(unix_now());
                     if self.browser.sightings >= BROWSER_MAX_EVENTS {
                         self.recycle_browser("many announcements").await;
@@ -215,15 +235,18 @@ impl Responder {
         }
     }
 
-    /// Unregisters every service (goodbye records, TTL 0) and stops both daemons.
-    async fn stop(self) {
-        for fullname in &self.registered {
-            if let Ok(reply) = self.announcer.unregister(fullname) {
-                let _ = tokio::time::timeout(REPLY_WAIT, reply.recv_async()).await;
+    /// Stops both daemons; with `goodbye`, unregisters every service first (goodbye
+    /// records, TTL 0).
+    async fn stop(self, goodbye: bool) {
+        if goodbye {
+            for fullname in &self.registered {
+                if let Ok(reply) = self.announcer.unregister(fullname) {
+                    let _ = tokio::time::timeout(REPLY_WAIT, reply.recv_async()).await;
+                }
             }
+            // mdns-sd repeats goodbyes once shortly after; give it the chance.
+            tokio::time::sleep(Duration::from_millis(1100)).await;
         }
-        // mdns-sd repeats goodbyes once shortly after; give it the chance.
-        tokio::time::sleep(Duration::from_millis(1100)).await;
         shut(&self.announcer).await;
         shut(&self.browser.daemon).await;
     }
