@@ -2,6 +2,7 @@
 
 import { get, post, put, del } from './api.js';
 import { h, replace, field, fail, say, formDialog, confirmDialog, fmtSize, fmtDate, fmtDuration } from './ui.js';
+import { networkSections } from './network.js';
 
 let fsckTimer = 0;
 
@@ -12,6 +13,7 @@ export async function showAdmin(ctx) {
   const users = h('div', { 'aria-live': 'polite' }, h('p', { class: 'loading' }, 'Loading…'));
   const storage = h('div', {}, h('p', { class: 'loading' }, 'Loading…'));
   const system = h('div', {}, h('p', { class: 'loading' }, 'Loading…'));
+  const network = networkSections(() => loadSystem().catch(fail));
   replace(ctx.main, h('h1', {}, 'Admin'),
     h('div', { class: 'sections' },
       h('section', { class: 'card', 'aria-labelledby': 'users-h' }, h('div', { class: 'row' },
@@ -20,7 +22,8 @@ export async function showAdmin(ctx) {
       h('section', { class: 'card', 'aria-labelledby': 'storage-h' }, h('h2', { id: 'storage-h' }, 'Storage'), storage),
       h('section', { class: 'card', 'aria-labelledby': 'system-h' }, h('div', { class: 'row' },
         h('h2', { id: 'system-h', class: 'grow' }, 'System'),
-        h('button', { type: 'button', onclick: () => loadSystem().catch(fail) }, 'Refresh')), system)));
+        h('button', { type: 'button', onclick: () => loadSystem().catch(fail) }, 'Refresh')), system),
+      network.sections));
 
   async function loadUsers() {
     const list = (await get('/api/admin/users')).users;
@@ -67,7 +70,7 @@ export async function showAdmin(ctx) {
     replace(system,
       h('dl', { class: 'facts' },
         h('dt', {}, 'Version'), h('dd', {}, s.version),
-        h('dt', {}, 'Name'), h('dd', {}, s.hostname),
+        h('dt', {}, 'Name'), h('dd', {}, `${s.hostname}.local`),
         h('dt', {}, 'Up for'), h('dd', {}, fmtDuration(s.uptime)),
         h('dt', {}, 'Addresses'), h('dd', {}, (s.addresses || []).join(', ') || 'none'),
         h('dt', {}, 'Open it at'), h('dd', {}, (s.urls || []).length ? h('ul', {}, s.urls.map((u) => h('li', {}, h('a', { href: u }, u)))) : 'none')),
@@ -75,7 +78,7 @@ export async function showAdmin(ctx) {
       h('pre', { class: 'logs', tabindex: '0', 'aria-label': 'Recent log lines' }, (s.logs || []).join('\n') || '(empty)'));
   }
 
-  await Promise.all([loadUsers().catch(fail), loadStorage().catch(fail), loadSystem().catch(fail)]);
+  await Promise.all([loadUsers().catch(fail), loadStorage().catch(fail), loadSystem().catch(fail), network.load()]);
 }
 
 function describeFsck(f) {

@@ -46,6 +46,7 @@ assets! {
     "gallery.js" => JS,
     "shares.js" => JS,
     "admin.js" => JS,
+    "network.js" => JS,
     "settings.js" => JS,
     "share.js" => JS,
 }
