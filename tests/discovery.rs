@@ -301,6 +301,17 @@ impl BoxDaemon {
         }
     }
 
+    /// Resident memory of the daemon in KiB (`VmRSS`).
+    fn rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().map(Child::id).expect("running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
     fn log(&self) -> String {
         format!(
             "--- daemon log ---\n{}",
@@ -805,4 +816,80 @@ fn an_address_change_is_seen_within_seconds() {
         seen["services"]["_https._tcp"][0]["addresses"],
         serde_json::json!([new])
     );
+}
+
+#[test]
+fn a_flood_of_announcements_and_garbage_stays_bounded() {
+    let lan = Lan::new(2);
+    let data = temp_dir("discovery-data");
+    let daemon = BoxDaemon::start(&lan, lan.ns(0), data.path());
+    daemon.claim(&lan);
+    std::thread::sleep(Duration::from_secs(2));
+    let before = daemon.rss_kib();
+    let script = peer_script();
+    let airplay = |d: &Value| {
+        d["devices"]
+            .as_array()
+            .map(|a| a.iter().filter(|x| x["type"] == "_airplay._tcp").count())
+            .unwrap_or_default()
+    };
+    let mut peaks = Vec::new();
+    for round in 0..4 {
+        let started = Instant::now();
+        lan.exec_ok(
+            lan.ns(1),
+            &[
+                "/usr/bin/python3",
+                &script,
+                "flood",
+                "_airplay._tcp",
+                "5000",
+                "--garbage",
+                "2000",
+            ],
+        );
+        let sent = started.elapsed();
+        let mut last = Value::Null;
+        let listed = wait_until(SEEN_TIMEOUT, || {
+            last = daemon.discovery(&lan);
+            airplay(&last) >= 500
+        });
+        assert!(
+            listed,
+            "round {round}: {} listed\n{}",
+            airplay(&last),
+            daemon.log()
+        );
+        assert!(airplay(&last) <= 512, "round {round}: {}", airplay(&last));
+        std::thread::sleep(Duration::from_secs(3));
+        let rss = daemon.rss_kib();
+        eprintln!(
+            "round {round}: 5000 announcements (40 x 200-byte TXT each) + 2000 malformed packets sent in {sent:.1?}; \
+             RSS {before} KiB before, {rss} KiB after; {} listed",
+            airplay(&daemon.discovery(&lan))
+        );
+        peaks.push(rss);
+    }
+    // Memory levels off: the last flood, as large as the first, adds little.
+    assert!(
+        peaks[3] < peaks[2] + 16 * 1024,
+        "memory keeps growing: {before} -> {peaks:?} KiB"
+    );
+    assert!(peaks[3] < before + 256 * 1024, "{before} -> {peaks:?} KiB");
+    // Still alive and still discovering.
+    let dir = temp_dir("publish");
+    let _tv = Proc::spawn(
+        lan.command(
+            lan.ns(1),
+            &["sh", "-c", &format!("sleep 300 | /usr/bin/python3 '{script}' publish _googlecast._tcp 'After flood' 8009")],
+        ),
+        "publish",
+        &dir.path().join("tv.log"),
+    );
+    let seen = wait_until(SEEN_TIMEOUT, || {
+        daemon.discovery(&lan)["devices"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|d| d["name"] == "After flood"))
+    });
+    assert!(seen, "not discovering after the flood\n{}", daemon.log());
 }

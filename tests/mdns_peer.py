@@ -7,6 +7,9 @@
       txt}]}} once every type has an instance and the host resolved, or at the timeout.
   mdns_peer.py watch TYPE [--timeout S]
       prints "added NAME" / "removed NAME" lines as they happen (flushed), until the timeout.
+  mdns_peer.py flood TYPE COUNT [--garbage N]
+      multicasts COUNT made-up instances of TYPE (each with a 40-entry TXT record and its own
+      host) as unsolicited answers, plus N malformed packets; prints "sent".
   mdns_peer.py publish TYPE NAME PORT [k=v...]
       registers a service on this host's addresses, prints "ready", and keeps it until
       stdin closes or SIGTERM (then unregisters).
@@ -103,6 +106,40 @@ def publish(ty, name, port, props):
     zc.close()
 
 
+def flood(ty, count, garbage):
+    import random
+    from zeroconf import DNSAddress, DNSOutgoing, DNSPointer, DNSService, DNSText, const
+
+    addr = [a for a in local_ipv4() if not a.startswith("127.")][0]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(addr))
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+    dest = ("224.0.0.251", 5353)
+    txt = b"".join(bytes([len(e)]) + e for e in (f"k{i}=".encode() + b"v" * 200 for i in range(40)))
+    unique = const._CLASS_IN | const._CLASS_UNIQUE
+    for i in range(count):
+        out = DNSOutgoing(const._FLAGS_QR_RESPONSE | const._FLAGS_AA)
+        name = f"flood {i:06d}.{fq(ty)}"
+        host = f"flood-{i}.local."
+        out.add_answer_at_time(DNSPointer(fq(ty), const._TYPE_PTR, const._CLASS_IN, 4500, name), 0)
+        out.add_answer_at_time(DNSService(name, const._TYPE_SRV, unique, 4500, 0, 0, 1000 + i % 60000, host), 0)
+        out.add_answer_at_time(DNSText(name, const._TYPE_TXT, unique, 4500, txt), 0)
+        out.add_answer_at_time(DNSAddress(host, const._TYPE_A, unique, 4500, socket.inet_aton(addr)), 0)
+        for packet in out.packets():
+            sock.sendto(packet, dest)
+        if i % 50 == 49:
+            time.sleep(0.01)
+    rng = random.Random(7)
+    for i in range(garbage):
+        size = rng.randrange(1, 1500)
+        packet = bytes(rng.randrange(256) for _ in range(size))
+        if i % 2:
+            # A plausible header claiming many records, then junk and loops of pointers.
+            packet = b"\x00\x00\x84\x00\x00\x00\xff\xff\xff\xff\xff\xff" + b"\xc0\x0c" * 200
+        sock.sendto(packet, dest)
+    print("sent", flush=True)
+
+
 def local_ipv4():
     import subprocess
     out = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True).stdout
@@ -126,6 +163,8 @@ def main(argv):
         browse(args, opts.get("host"), timeout)
     elif cmd == "watch":
         watch(args[0], timeout)
+    elif cmd == "flood":
+        flood(args[0], int(args[1]), int(opts.get("garbage", "0")))
     elif cmd == "publish":
         publish(args[0], args[1], int(args[2]), args[3:])
     else:

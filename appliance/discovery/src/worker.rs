@@ -6,6 +6,8 @@
 //! [`BROWSER_MAX_AGE`], whichever comes first. That bounds memory under an announcement
 //! flood; the device list itself is bounded by [`crate::Devices`].
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mdns_sd::{
@@ -25,7 +27,7 @@ use crate::{BROWSED_TYPES, Discovery, lock, services};
 const IP_CHECK_SECS: u32 = 1;
 const STATUS_POLL: Duration = Duration::from_secs(1);
 /// The browser is recycled after this many sightings or this long.
-const BROWSER_MAX_EVENTS: usize = 4 * MAX_DEVICES;
+const BROWSER_MAX_EVENTS: usize = 2 * MAX_DEVICES;
 const BROWSER_MAX_AGE: Duration = Duration::from_secs(30 * 60);
 /// Browse events waiting for the loop; more are dropped (the next announcement repeats them).
 const EVENT_QUEUE: usize = 1024;
@@ -202,7 +204,12 @@ impl Responder {
                     Err(_) => return Outcome::Failed("the mDNS responder thread ended".into()),
                 },
                 event = self.browser.events.recv() => match event {
-                    Some(event) => self.browser.on_event(discovery, event),
+                    Some(event) => {
+                        self.browser.on_event(discovery, event);
+                        if self.browser.sightings() >= BROWSER_MAX_EVENTS {
+                            self.recycle_browser("many announcements").await;
+                        }
+                    }
                     None => self.recycle_browser("the browser thread ended").await,
                 },
                 _ = poll.tick() => {
@@ -212,9 +219,7 @@ impl Responder {
                         return Outcome::AddressesChanged;
                     }
                     lock(&discovery.shared.devices).expire(unix_now());
-                    if self.browser.sightings >= BROWSER_MAX_EVENTS {
-                        self.recycle_browser("many announcements").await;
-                    } else if self.browser.started.elapsed() >= BROWSER_MAX_AGE {
+                    if self.browser.started.elapsed() >= BROWSER_MAX_AGE {
                         self.recycle_browser("periodic refresh").await;
                     }
                 }
@@ -292,13 +297,16 @@ struct Browser {
     daemon: ServiceDaemon,
     events: mpsc::Receiver<ServiceEvent>,
     started: Instant,
-    sightings: usize,
+    /// Services resolved since the start, counted as they leave mdns-sd (also those the full
+    /// queue dropped).
+    sightings: Arc<AtomicUsize>,
 }
 
 impl Browser {
     fn start() -> Result<Browser, DiscoveryError> {
         let daemon = new_daemon()?;
         let (sender, events) = mpsc::channel(EVENT_QUEUE);
+        let sightings = Arc::new(AtomicUsize::new(0));
         for ty in BROWSED_TYPES {
             let receiver = match daemon.browse(&format!("{ty}.local.")) {
                 Ok(receiver) => receiver,
@@ -311,9 +319,13 @@ impl Browser {
                 }
             };
             let sender = sender.clone();
+            let counter = sightings.clone();
             // Forwards until the daemon drops its side; never blocks the daemon thread.
             tokio::spawn(async move {
                 while let Ok(event) = receiver.recv_async().await {
+                    if matches!(event, ServiceEvent::ServiceResolved(_)) {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
                     if let Err(mpsc::error::TrySendError::Closed(_)) = sender.try_send(event) {
                         break;
                     }
@@ -324,14 +336,17 @@ impl Browser {
             daemon,
             events,
             started: Instant::now(),
-            sightings: 0,
+            sightings,
         })
     }
 
-    fn on_event(&mut self, discovery: &Discovery, event: ServiceEvent) {
+    fn sightings(&self) -> usize {
+        self.sightings.load(Ordering::Relaxed)
+    }
+
+    fn on_event(&self, discovery: &Discovery, event: ServiceEvent) {
         match event {
             ServiceEvent::ServiceResolved(service) => {
-                self.sightings += 1;
                 if is_self(discovery, &service) {
                     return;
                 }
