@@ -56,7 +56,7 @@ export function networkSections(onRenamed) {
         } catch (err) { fail(err); }
       } }, h('h3', {}, 'Names on the network'), iLabel, instance, hLabel, host,
       h('p', { class: 'muted' }, 'A new host name is in the certificate after the next restart.'),
-      h('div', { class: 'actions' }, h('button', { type: 'submit', disabled: !d.enabled }, 'Save names'))));
+      h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save names'))));
   }
 
   const sections = [

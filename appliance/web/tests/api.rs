@@ -1149,3 +1149,125 @@ async fn admin_is_for_the_owner() {
         "this session stays"
     );
 }
+
+#[tokio::test]
+async fn discovery_names_and_the_phone_qr_are_for_the_owner() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("data"), StoreOptions::default()).expect("store");
+    let sessions = Sessions::open(&dir.path().join("sessions.redb")).expect("sessions");
+    let mut config = AppConfig::new(store, Arc::new(sessions), [9; 32]);
+    config.https_port = Some(8443);
+    config.tls = Some(percloud_web::TlsInfo {
+        ca_pem: String::new(),
+        ca_fingerprint: "00".into(),
+        server_fingerprint: "AB:CD".into(),
+    });
+    let discovery = percloud_discovery::Discovery::new(percloud_discovery::Settings {
+        data: dir.path().to_owned(),
+        hostname: "percloud".into(),
+        instance: None,
+        enabled: false,
+        https_port: 8443,
+        plain_http_port: None,
+        fingerprint: "AB:CD".into(),
+        version: "0.1.0".into(),
+    })
+    .expect("discovery");
+    config.discovery = Some(discovery);
+    let b = Box_ {
+        app: App::new(config),
+        _dir: dir,
+    };
+    let mut alice = Browser::new(&b);
+    assert_eq!(
+        alice.sign_in("/api/claim", "alice").await.status,
+        StatusCode::OK
+    );
+    let created = alice
+        .call(
+            "POST",
+            "/api/admin/users",
+            Some(json!({"name": "bob", "password": PASSWORD, "quota": null})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let mut bob = Browser::new(&b);
+    assert_eq!(
+        bob.sign_in("/api/login", "bob").await.status,
+        StatusCode::OK
+    );
+
+    let overview = alice.get("/api/discovery").await;
+    assert_eq!(overview.status, StatusCode::OK);
+    let overview = overview.json();
+    assert_eq!(overview["hostname"], "percloud");
+    assert_eq!(overview["enabled"], false);
+    assert_eq!(overview["devices"], json!([]));
+    assert_eq!(
+        overview["connect"]["urls"][0],
+        "https://percloud.local:8443/"
+    );
+    assert_eq!(overview["connect"]["fingerprint"], "AB:CD");
+    let types: Vec<&str> = overview["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["type"].as_str())
+        .collect();
+    assert_eq!(types, ["_https._tcp", "_webdavs._tcp", "_percloud._tcp"]);
+    assert_eq!(
+        bob.get("/api/discovery").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        bob.get("/api/admin/phone-qr.svg").await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let qr = alice.get("/api/admin/phone-qr.svg").await;
+    assert_eq!(qr.status, StatusCode::OK);
+    assert_eq!(qr.headers[header::CONTENT_TYPE], "image/svg+xml");
+    assert!(String::from_utf8_lossy(&qr.body).contains("<svg"));
+    assert_eq!(
+        alice.get("/api/admin/phone-qr.svg?url=99").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let renamed = alice
+        .call(
+            "PUT",
+            "/api/admin/names",
+            Some(json!({"instance": "Attic box", "hostname": "attic"})),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{:?}", renamed.json());
+    assert_eq!(renamed.json()["hostname"], "attic");
+    assert_eq!(renamed.json()["instance"], "Attic box");
+    assert_eq!(
+        alice.get("/api/admin/system").await.json()["hostname"],
+        "attic"
+    );
+    for bad in [
+        json!({"instance": "ok", "hostname": "not a name"}),
+        json!({"instance": "", "hostname": "attic"}),
+        json!({"instance": "ok", "hostname": "attic", "extra": 1}),
+    ] {
+        let answer = alice.call("PUT", "/api/admin/names", Some(bad)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{:?}",
+            answer.json()
+        );
+    }
+    assert_eq!(
+        bob.call(
+            "PUT",
+            "/api/admin/names",
+            Some(json!({"instance": "x", "hostname": "x"}))
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+}
