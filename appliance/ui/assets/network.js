@@ -38,7 +38,7 @@ export function networkSections(onRenamed) {
     const urls = d.connect.urls;
     const qr = h('img', { src: '/api/admin/phone-qr.svg', width: 200, height: 200, alt: `QR code of ${urls[0]}` });
     const [iLabel, instance] = field('Name shown to apps', { name: 'instance', value: d.instance, required: true, maxlength: 63 });
-    const [hLabel, host] = field('Host name (.local)', { name: 'hostname', value: d.hostname, required: true, maxlength: 63, pattern: '[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?', autocapitalize: 'none' });
+    const [hLabel, host] = field('Host name (.local)', { name: 'hostname', value: d.hostname, required: true, maxlength: 63, pattern: '[A-Za-z0-9]([A-Za-z0-9\\-]*[A-Za-z0-9])?', autocapitalize: 'none' });
     replace(phone,
       h('p', {}, 'Scan with the phone’s camera, on the same Wi-Fi:'),
       qr,
@@ -50,7 +50,7 @@ export function networkSections(onRenamed) {
         ev.preventDefault();
         try {
           await put('/api/admin/names', { instance: instance.value.trim(), hostname: host.value.trim() });
-          say('Names saved; announcing them again');
+          say(d.enabled ? 'Names saved; announcing them again' : 'Names saved');
           await loadPhone();
           if (onRenamed) onRenamed();
         } catch (err) { fail(err); }
