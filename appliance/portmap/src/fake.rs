@@ -18,6 +18,8 @@ pub struct FakeState {
     pub external_ip: IpAddr,
     /// Refuse every AddPortMapping with this UPnP code (501 for double NAT).
     pub refuse_add: Option<u16>,
+    /// Refuse GetExternalIPAddress with 501 (miniupnpd with a reserved WAN address).
+    pub refuse_external: bool,
     /// Accept only lease 0 (725 otherwise).
     pub permanent_only: bool,
     /// External ports mapped to other hosts.
@@ -40,6 +42,7 @@ impl Fake {
             answering: true,
             external_ip: "203.0.114.7".parse().expect("ip"),
             refuse_add: None,
+            refuse_external: false,
             permanent_only: false,
             taken: BTreeSet::new(),
             local_ip: "192.168.1.20".parse().expect("ip"),
@@ -90,6 +93,12 @@ impl Router for Fake {
 
     async fn external_ip(&self) -> Result<IpAddr, RouterError> {
         self.answering("GetExternalIPAddress")?;
+        if self.with(|s| s.refuse_external) {
+            return Err(RouterError::Refused {
+                action: "GetExternalIPAddress",
+                code: 501,
+            });
+        }
         Ok(self.with(|s| s.external_ip))
     }
 

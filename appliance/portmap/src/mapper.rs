@@ -264,7 +264,9 @@ where
             Err(error) => {
                 tracing::warn!(%error, "reading the external address failed");
                 self.status.external_ip = None;
-                self.status.nat = None;
+                // miniupnpd (most home routers) refuses to tell its external address with
+                // 501 exactly when that address is private or reserved: double NAT.
+                self.status.nat = (error.code() == Some(501)).then_some(NatKind::DoubleNat);
             }
         }
     }
@@ -311,6 +313,11 @@ where
         s.retry_in_secs = Some(wait.as_secs());
         s.last_error = Some(error.to_string());
         s.upnp_error = error.code();
+        // A router that cannot name its external address and refuses mappings with 501:
+        // miniupnpd does exactly this when its WAN address is private or reserved.
+        if error.code() == Some(501) && s.external_ip.is_none() {
+            s.nat = Some(NatKind::DoubleNat);
+        }
         if matches!(error, RouterError::NoGateway { .. }) {
             s.gateway = None;
             s.external_ip = None;

@@ -170,6 +170,19 @@ async fn reserved_external_address_is_double_nat() {
             .contains("Double NAT")
     );
 
+    // miniupnpd does not even tell a reserved address: 501 there too.
+    fake.with(|s| s.refuse_external = true);
+    m.step().await;
+    assert_eq!(m.status().nat, Some(NatKind::DoubleNat));
+    assert!(
+        m.status()
+            .diagnosis
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Double NAT")
+    );
+    fake.with(|s| s.refuse_external = false);
+
     // CGNAT with a router that maps anyway: mapped, with a warning.
     fake.with(|s| {
         s.external_ip = "100.72.1.2".parse().expect("ip");
