@@ -546,3 +546,190 @@ fn no_router_then_double_nat_are_diagnosed() {
     );
     assert!(net.log("percloud").contains("port mapping failed"));
 }
+
+/// Makes a CA and a certificate for Pebble's listener at `ip` with openssl; returns the
+/// CA's path (what the box is told to trust for the ACME server).
+fn pebble_tls(dir: &Path, ip: &str) -> PathBuf {
+    let sh = |script: &str| {
+        let mut command = Command::new("sh");
+        command.args(["-ec", script]).current_dir(dir);
+        run_bounded(command, None, STEP).expect_success("openssl");
+    };
+    sh(&format!(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+           -subj /CN=test-acme-ca -keyout ca.key -out ca.pem 2>/dev/null
+         openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=pebble \
+           -keyout key.pem -out req.pem 2>/dev/null
+         printf 'subjectAltName=IP:{ip}\\nbasicConstraints=critical,CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > ext.cnf
+         openssl x509 -req -in req.pem -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+           -extfile ext.cnf -out cert.pem 2>/dev/null"
+    ));
+    dir.join("ca.pem")
+}
+
+#[test]
+fn acme_certificate_through_the_mapped_port_served_and_renewed() {
+    const DOMAIN: &str = "box.percloud.test";
+    let mut net = Net::up(WAN_IP);
+    net.start_miniupnpd();
+    let dir = net.dir.path().to_owned();
+    let acme_ca = pebble_tls(&dir, WAN_PEER);
+    std::fs::write(
+        dir.join("pebble.json"),
+        format!(
+            r#"{{"pebble":{{"listenAddress":"{WAN_PEER}:14000","managementListenAddress":"{WAN_PEER}:15000","certificate":"{c}","privateKey":"{k}","httpPort":80,"tlsPort":443,"ocspResponderURL":"","externalAccountBindingRequired":false}}}}"#,
+            c = dir.join("cert.pem").display(),
+            k = dir.join("key.pem").display()
+        ),
+    )
+    .expect("pebble config");
+    let dns = format!("{WAN_PEER}:8053");
+    net.spawn(
+        "challtestsrv",
+        "wan",
+        "pebble-challtestsrv",
+        &[
+            "-dns01",
+            &dns,
+            "-http01",
+            "",
+            "-https01",
+            "",
+            "-tlsalpn01",
+            "",
+            "-management",
+            &format!("{WAN_PEER}:8055"),
+            "-defaultIPv4",
+            WAN_IP,
+            "-defaultIPv6",
+            "",
+        ],
+        &[],
+    );
+    let config = dir.join("pebble.json").display().to_string();
+    net.spawn(
+        "pebble",
+        "wan",
+        "pebble",
+        &["-config", &config, "-dnsserver", &dns],
+        &[("PEBBLE_VA_NOSLEEP", "1"), ("PEBBLE_WFE_NONCEREJECT", "0")],
+    );
+    let directory = format!("https://{WAN_PEER}:14000/dir");
+    let ca = acme_ca.display().to_string();
+    assert!(
+        wait_until(Duration::from_secs(20), || net
+            .curl("wan", &["--cacert", &ca, &directory])
+            .stdout
+            .contains("newOrder")),
+        "pebble did not start\n{}",
+        net.log("pebble")
+    );
+
+    let daemon = BoxDaemon::start(
+        &mut net,
+        &format!(
+            "enabled = true\nigd_url = \"{ROUTER_IGD}\"\ndomain = \"{DOMAIN}\"\n\
+             acme_directory = \"{directory}\"\nacme_ca_file = \"{ca}\"\n"
+        ),
+    );
+    let issued = |net: &Net| {
+        daemon.status(net)["certificate"]["public"]["issued"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(120), || issued(&net) >= 1),
+        "no certificate from Pebble\n{}\n{}\n{}",
+        daemon.status(&net),
+        net.log("percloud"),
+        net.log("pebble")
+    );
+    let status = daemon.status(&net);
+    eprintln!(
+        "ACME issuance took {} ms",
+        status["certificate"]["public"]["last_order_ms"]
+    );
+    assert_eq!(status["certificate"]["public"]["trusted"], true, "{status}");
+
+    // The wan client trusts Pebble's root (from its management endpoint) and gets the page
+    // for the domain, with HSTS now that the certificate is publicly trusted.
+    let root = dir.join("pebble-root.pem").display().to_string();
+    net.curl(
+        "wan",
+        &[
+            "-k",
+            "-o",
+            &root,
+            &format!("https://{WAN_PEER}:15000/roots/0"),
+        ],
+    )
+    .expect_success("fetching Pebble's root");
+    let resolve = format!("{DOMAIN}:443:{WAN_IP}");
+    let url = format!("https://{DOMAIN}/");
+    let page = net.curl(
+        "wan",
+        &["--cacert", &root, "--resolve", &resolve, "-D", "-", &url],
+    );
+    assert!(page.stdout.contains("percloud"), "{page}");
+    assert!(
+        page.stdout
+            .to_lowercase()
+            .contains("strict-transport-security"),
+        "{page}"
+    );
+    let expiry = status["certificate"]["public"]["not_after"].clone();
+
+    // Renewal on request: a new order, a new certificate served.
+    let serial = |net: &Net| {
+        let mut command = net.command("wan", "sh");
+        command.args([
+            "-c",
+            &format!("openssl s_client -connect {WAN_IP}:443 -servername {DOMAIN} </dev/null 2>/dev/null | openssl x509 -noout -serial"),
+        ]);
+        run_bounded(command, None, STEP).stdout
+    };
+    let before = serial(&net);
+    let (jar, csrf) = daemon.login(&net);
+    let renew = net.curl(
+        "lan",
+        &[
+            "--cacert",
+            &daemon.ca(),
+            "-b",
+            &jar,
+            "-X",
+            "POST",
+            "-H",
+            &format!("X-CSRF-Token: {csrf}"),
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("https://{BOX_IP}:8443/api/admin/remote/renew"),
+        ],
+    );
+    assert_eq!(renew.stdout.trim(), "204", "{renew}");
+    assert!(
+        wait_until(Duration::from_secs(120), || issued(&net) >= 2),
+        "not renewed\n{}\n{}",
+        daemon.status(&net),
+        net.log("percloud")
+    );
+    let after = serial(&net);
+    assert!(
+        after.contains("serial=") && after != before,
+        "same certificate served: {before} / {after}"
+    );
+    assert!(
+        daemon
+            .data
+            .path()
+            .join("acme")
+            .join(format!("{DOMAIN}.key"))
+            .exists()
+    );
+    eprintln!(
+        "renewed: expiry {expiry} -> {}",
+        daemon.status(&net)["certificate"]["public"]["not_after"]
+    );
+}
