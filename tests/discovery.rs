@@ -251,8 +251,8 @@ impl BoxDaemon {
         lan.exec(&self.ns, &all)
     }
 
-    /// Claims the box (creates the owner and signs in).
-    fn claim(&self, lan: &Lan) {
+    /// Claims the box (creates the owner and signs in); returns the CSRF token.
+    fn claim(&self, lan: &Lan) -> String {
         let body = format!(r#"{{"name":"owner","password":"{PASSWORD}"}}"#);
         let ran = self.curl(
             lan,
@@ -264,7 +264,11 @@ impl BoxDaemon {
                 &body,
             ],
         );
-        assert!(ran.stdout.contains("\"csrf\""), "claim failed\n{ran}");
+        let state: Value = serde_json::from_str(&ran.stdout).unwrap_or(Value::Null);
+        state["csrf"]
+            .as_str()
+            .unwrap_or_else(|| panic!("claim failed\n{ran}"))
+            .to_owned()
     }
 
     fn json(&self, lan: &Lan, path: &str) -> Value {
@@ -892,4 +896,51 @@ fn a_flood_of_announcements_and_garbage_stays_bounded() {
             .is_some_and(|a| a.iter().any(|d| d["name"] == "After flood"))
     });
     assert!(seen, "not discovering after the flood\n{}", daemon.log());
+}
+
+#[test]
+fn names_set_on_the_admin_page_are_announced() {
+    let lan = Lan::new(2);
+    let data = temp_dir("discovery-data");
+    let daemon = BoxDaemon::start(&lan, lan.ns(0), data.path());
+    let csrf = daemon.claim(&lan);
+    let avahi = Avahi::start(&lan, lan.ns(1));
+    let box_ip = Lan::addr(0);
+    assert!(
+        wait_until(SEEN_TIMEOUT, || {
+            avahi.resolve(&lan, "percloud.local").as_deref() == Some(box_ip.as_str())
+        }),
+        "never resolved\n{}",
+        avahi.log()
+    );
+    let token = format!("X-CSRF-Token: {csrf}");
+    let ran = daemon.curl(
+        &lan,
+        &[
+            "/api/admin/names",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            &token,
+            "--data",
+            r#"{"instance":"Attic box","hostname":"attic"}"#,
+        ],
+    );
+    assert!(ran.stdout.contains("\"hostname\":\"attic\""), "{ran}");
+    let changed = Instant::now();
+    let mut last = Vec::new();
+    let announced = wait_until(SEEN_TIMEOUT, || {
+        last = avahi.browse(&lan, "_percloud._tcp");
+        avahi.resolve(&lan, "attic.local").as_deref() == Some(box_ip.as_str())
+            && last
+                .iter()
+                .any(|l| l.contains(";attic.local;") && l.contains("\"name=Attic box\""))
+    });
+    assert!(announced, "{last:#?}\n{}\n{}", avahi.log(), daemon.log());
+    eprintln!("new names seen {:.1?} after the change", changed.elapsed());
+    assert_eq!(daemon.discovery(&lan)["hostname"], "attic");
+    let state = std::fs::read_to_string(data.path().join("discovery.json")).expect("state");
+    assert!(state.contains("\"attic\""), "{state}");
 }
