@@ -280,20 +280,9 @@ impl Config {
     }
 }
 
-/// A DNS label: 1–63 letters, digits and hyphens, not starting or ending with a hyphen.
+/// A host name label; the rule lives with discovery, which announces it.
 pub fn validate_hostname(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "hostname {name:?} must be 1-63 letters, digits or hyphens (no leading or trailing hyphen)"
-        ))
-    }
+    percloud_discovery::validate_hostname(name).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
