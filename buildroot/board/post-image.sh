@@ -41,7 +41,7 @@ case "$BOOTLOADER" in
       cp "$(board_file config.txt)" "$boot/config.txt"
       part=05
       [ "$slot" = A ] || part=06
-      sed -e "s/@SLOT@/$slot/" -e "s/@ROOT_PART@/$part/" -e "s/@DISK_SIGNATURE@/$DISK_SIGNATURE/" \
+      sed -e "s/@SLOT@/$slot/" -e "s/@ROOT_PART@/$part/" -e "s/@DISK_SIGNATURE@/$DISK_SIGNATURE/g" \
         "$(board_file cmdline.txt)" > "$boot/cmdline.txt"
     done
     make_vfat "$binaries/boot-A" "$parts/boot-a.vfat" 64 50435241 BOOT-A

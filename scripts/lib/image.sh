@@ -39,7 +39,9 @@ fetch_deb() {
   mkdir -p "$cache"
   found=$(find "$cache" -maxdepth 1 -name "${pkg}_*_${arch}.deb" -o -maxdepth 1 -name "${pkg}_*_all.deb" | sort | tail -n 1)
   if [ -z "$found" ]; then
-    (cd "$cache" && apt-get download -q "$pkg:$arch" 2>&1 | grep -v 'unsandboxed' >&2) || true
+    # Architecture-independent packages (raspi-firmware) have no "pkg:arch" name.
+    (cd "$cache" && { apt-get download -q "$pkg:$arch" 2>&1 || apt-get download -q "$pkg" 2>&1; } |
+      grep -v 'unsandboxed' >&2) || true
     found=$(find "$cache" -maxdepth 1 -name "${pkg}_*_${arch}.deb" -o -maxdepth 1 -name "${pkg}_*_all.deb" | sort | tail -n 1)
   fi
   [ -n "$found" ] || { echo "build-image: cannot download $pkg:$arch" >&2; return 1; }
