@@ -3,6 +3,7 @@
 import { get, post, put, del } from './api.js';
 import { h, replace, field, fail, say, formDialog, confirmDialog, fmtSize, fmtDate, fmtDuration } from './ui.js';
 import { networkSections } from './network.js';
+import { remoteSection } from './remote.js';
 
 let fsckTimer = 0;
 
@@ -23,7 +24,8 @@ export async function showAdmin(ctx) {
       h('section', { class: 'card', 'aria-labelledby': 'system-h' }, h('div', { class: 'row' },
         h('h2', { id: 'system-h', class: 'grow' }, 'System'),
         h('button', { type: 'button', onclick: () => loadSystem().catch(fail) }, 'Refresh')), system),
-      network.sections));
+      network.sections,
+      remoteSection()));
 
   async function loadUsers() {
     const list = (await get('/api/admin/users')).users;

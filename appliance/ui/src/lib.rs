@@ -47,6 +47,7 @@ assets! {
     "shares.js" => JS,
     "admin.js" => JS,
     "network.js" => JS,
+    "remote.js" => JS,
     "settings.js" => JS,
     "share.js" => JS,
 }
