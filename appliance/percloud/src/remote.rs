@@ -238,6 +238,7 @@ async fn follow(
 ) {
     let mut covered: Option<IpAddr> = None;
     let mut probed: Option<(IpAddr, u16)> = None;
+    let (mut portmap_open, mut domain_open) = (true, true);
     loop {
         let status = portmap.borrow_and_update().clone();
         let domain_now = domain.borrow_and_update().clone();
@@ -273,10 +274,12 @@ async fn follow(
             probed = Some((ip, port));
             *lock(&remote.reachability) = Some(probe(SocketAddr::new(ip, port)).await);
         }
+        // A closed source (no portmap worker without an HTTPS listener) is simply no longer
+        // watched: this worker lives until shutdown, as every worker must.
         tokio::select! {
             () = shutdown.cancelled() => return,
-            changed = portmap.changed() => if changed.is_err() { return },
-            changed = domain.changed() => if changed.is_err() { return },
+            changed = portmap.changed(), if portmap_open => portmap_open = changed.is_ok(),
+            changed = domain.changed(), if domain_open => domain_open = changed.is_ok(),
         }
     }
 }
