@@ -36,11 +36,9 @@ struct Net {
 
 impl Net {
     fn up(wan_ip: &str) -> Net {
-        // Short and unique per run: interface names are at most 15 bytes.
-        let id = format!(
-            "{}",
-            (std::process::id() % 9000) + 100 + rand::random::<u16>() as u32 % 100
-        );
+        // Six random digits: `net.sh down` of a clashing id would tear down another run's
+        // network, so clashes must not happen (`l<id>a` stays within 15 bytes).
+        let id = format!("{}", 100_000 + rand::random::<u32>() % 900_000);
         let net = Net {
             id,
             dir: temp_dir("remote"),
