@@ -232,3 +232,87 @@ impl AcmeWorker {
 fn unix(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker(data: &std::path::Path) -> (AcmeWorker, watch::Receiver<AcmeStatus>) {
+        let identity = percloud_tls::ServerIdentity::local_default("percloud");
+        let tls = percloud_tls::Tls::load_or_create(data, &identity).expect("tls");
+        let (tx, rx) = watch::channel(AcmeStatus::default());
+        let config = AcmeConfig {
+            // Nothing listens there: every order fails at once.
+            directory_url: "https://127.0.0.1:9/dir".into(),
+            contact: String::new(),
+            ca_file: None,
+        };
+        let worker = AcmeWorker::new(
+            config,
+            AcmeFiles::new(data),
+            tls.resolver(),
+            tx,
+            Arc::default(),
+        );
+        (worker, rx)
+    }
+
+    #[tokio::test]
+    async fn failure_without_a_certificate_falls_back_with_a_warning() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut worker, status) = worker(dir.path());
+        let wait = worker.tend("box.example.org", false).await;
+        assert_eq!(wait, BACKOFF_FIRST);
+        assert_eq!(
+            worker.tend("box.example.org", false).await,
+            BACKOFF_FIRST * 2
+        );
+        let s = status.borrow().clone();
+        assert!(!s.trusted);
+        assert!(s.last_error.is_some());
+        assert!(
+            s.warning
+                .as_deref()
+                .unwrap_or_default()
+                .contains("own certificate"),
+            "{s:?}"
+        );
+        assert!(worker.resolver.public().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_stored_valid_certificate_is_loaded_and_kept_when_renewal_fails() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut worker, status) = worker(dir.path());
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["box.example.org".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let files = AcmeFiles::new(dir.path());
+        files
+            .write_private(&files.chain("box.example.org"), cert.pem().as_bytes())
+            .expect("chain");
+        files
+            .write_private(
+                &files.key("box.example.org"),
+                key.serialize_pem().as_bytes(),
+            )
+            .expect("key");
+        // Valid for years (rcgen's default): loaded, nothing due.
+        let wait = worker.tend("box.example.org", false).await;
+        assert_eq!(wait, RECHECK);
+        assert!(status.borrow().trusted);
+        // Forced renewal fails: the current certificate stays, with a warning.
+        worker.tend("box.example.org", true).await;
+        let s = status.borrow().clone();
+        assert!(s.trusted, "{s:?}");
+        assert!(
+            s.warning
+                .as_deref()
+                .unwrap_or_default()
+                .contains("current one"),
+            "{s:?}"
+        );
+    }
+}
