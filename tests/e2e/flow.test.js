@@ -332,6 +332,8 @@ describe('percloud web pages', { timeout: 15 * 60_000 }, () => {
     await page.locator('tr[data-user="alice"]').waitFor();
     await page.getByText('Saved by deduplication').waitFor();
     await page.getByText('Version', { exact: true }).waitFor();
+    await page.getByRole('heading', { name: 'Remote access' }).waitFor();
+    await page.getByText('Reachable from the internet (HTTPS only)').waitFor();
     await page.getByRole('button', { name: 'Add user' }).click();
     await page.getByLabel('Name', { exact: true }).fill('bob');
     await page.getByLabel('Password', { exact: true }).fill('bobs long password');

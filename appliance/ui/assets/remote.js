@@ -33,10 +33,10 @@ export function remoteSection() {
     const address = m.external_ip && m.external_port ? `https://${m.external_ip}${m.external_port === 443 ? '' : `:${m.external_port}`}/` : null;
     replace(body,
       h('form', { onsubmit: (ev) => save(ev).catch(fail) },
-        h('label', { class: 'row' }, enabled, ' Reachable from the internet (HTTPS only)'),
-        h('label', { class: 'row' }, admin, ' Allow Admin and claiming from outside the home network'),
+        h('div', {}, h('label', { class: 'inline' }, enabled, 'Reachable from the internet (HTTPS only)')),
+        h('div', {}, h('label', { class: 'inline' }, admin, 'Allow Admin and claiming from outside the home network')),
         domainLabel, domain,
-        h('button', { type: 'submit', class: 'primary' }, 'Save')),
+        h('p', {}, h('button', { type: 'submit', class: 'primary' }, 'Save'))),
       h('dl', { class: 'facts' },
         h('dt', {}, 'State'), h('dd', {}, STATES[m.state] || m.state),
         h('dt', {}, 'Address'), h('dd', {}, address ? h('a', { href: address }, address) : '—'),
