@@ -162,6 +162,24 @@ impl Record for UserRec {
     const WHAT: &'static str = "user record";
 }
 
+impl UserRec {
+    /// Refuses an announced length that does not fit the free quota (checked before any
+    /// byte is written; the commit checks the real size again).
+    pub fn check_room(&self, len: Option<u64>) -> Result<()> {
+        if let (Some(quota), Some(len)) = (self.quota, len) {
+            let available = quota.saturating_sub(self.used);
+            if len > available {
+                return Err(StoreError::QuotaExceeded {
+                    user: self.name.clone(),
+                    needed: len,
+                    available,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct TrashRec {
     pub node: NodeId,

@@ -107,16 +107,7 @@ pub(crate) fn create(
 ) -> Result<StagedInfo> {
     inner.write("starting a resumable upload", |t| {
         let account = need_user(&t.users, user)?;
-        if let (Some(quota), Some(len)) = (account.quota, length) {
-            let available = quota.saturating_sub(account.used);
-            if len > available {
-                return Err(StoreError::QuotaExceeded {
-                    user: account.name,
-                    needed: len,
-                    available,
-                });
-            }
-        }
+        account.check_room(length)?;
         let id = t.next_id(tables::NEXT_STAGED)?;
         let now = now();
         let rec = StagedRec {

@@ -59,16 +59,7 @@ impl std::fmt::Debug for UploadState {
 impl UploadState {
     pub fn begin(inner: Arc<Inner>, user: UserId, expected_len: Option<u64>) -> Result<Self> {
         let account = inner.user_rec(user)?;
-        if let (Some(quota), Some(len)) = (account.quota, expected_len) {
-            let available = quota.saturating_sub(account.used);
-            if len > available {
-                return Err(StoreError::QuotaExceeded {
-                    user: account.name,
-                    needed: len,
-                    available,
-                });
-            }
-        }
+        account.check_room(expected_len)?;
         Self::resume(
             inner,
             user,

@@ -60,19 +60,11 @@ fn asset(name: &str, request: &HeaderMap) -> Option<Response<DavBody>> {
     Some(response)
 }
 
-/// Headers every page and asset carries.
+/// Headers pages and assets carry on top of those every response gets (`headers::apply`).
 pub(crate) fn security_headers(headers: &mut HeaderMap) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(PAGE_CSP),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
 }

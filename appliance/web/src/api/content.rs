@@ -50,10 +50,6 @@ pub(crate) fn file_answer(
         HeaderValue::from_static(FILE_CSP),
     );
     headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-cache"),
     );
