@@ -23,6 +23,7 @@ mod headers;
 mod json;
 mod links;
 mod net;
+mod nextcloud;
 mod pages;
 mod recent_logs;
 mod remote;

@@ -20,7 +20,7 @@ use crate::links::LinkKeys;
 use crate::net::{is_local_network, is_loopback};
 use crate::recent_logs::RecentLogs;
 use crate::server::ListenerKind;
-use crate::{api, headers, pages, remote, responses};
+use crate::{api, headers, nextcloud, pages, remote, responses};
 
 /// Where each user's WebDAV tree is mounted.
 pub const DAV_PREFIX: &str = "/dav";
@@ -145,6 +145,10 @@ impl App {
         }
         if path == DAV_PREFIX || path.starts_with("/dav/") {
             return self.dav(req, conn).await;
+        }
+        if nextcloud::claims(path) {
+            let req = req.map(|body| body.map_err(Into::into).boxed_unsync());
+            return nextcloud::handle(self, req, conn).await;
         }
         if path.starts_with("/api/") {
             let req = req.map(|body| body.map_err(Into::into).boxed_unsync());
