@@ -15,4 +15,8 @@ pub enum SessionError {
     UnsupportedFormat { found: u8, supported: u8 },
     #[error("damaged session record: {detail}")]
     Corrupt { detail: String },
+    #[error("this account has {max} app passwords already; revoke unused devices first")]
+    TooManyAppPasswords { max: usize },
+    #[error("too many device sign-ins are pending; try again in a few minutes")]
+    TooManyFlows,
 }

@@ -1,19 +1,32 @@
-//! percloud-sessions: browser sign-in sessions, persisted in their own redb file
-//! (`<data>/sessions.redb`), apart from the store's database.
+//! percloud-sessions: browser sign-in sessions and devices' app passwords, persisted in their
+//! own redb file (`<data>/sessions.redb`), apart from the store's database; and the pending
+//! device sign-ins (Login Flow v2), kept in memory.
 //!
-//! **Owns**: session records (who, since when, from where, the CSRF token) and their expiry.
-//! A session token is 32 random bytes in base64url handed to the browser once; only its
-//! BLAKE3 hash is stored, so a copy of the file signs nobody in.
+//! **Owns**: session records (who, since when, from where, the CSRF token) and their expiry;
+//! app passwords (`app_passwords`: per device, revocable, last use); pending login flows
+//! (`flows`). A session token is 32 random bytes in base64url handed to the browser once, an
+//! app password is shown once; only their BLAKE3 hashes are stored, so a copy of the file signs
+//! nobody in.
 //!
-//! **Must never**: know about HTTP or cookies, check passwords, store a token in clear, or
-//! read a record of an unknown format version as if it were known.
+//! **Must never**: know about HTTP or cookies, check account passwords, store a token or an app
+//! password in clear, or read a record of an unknown format version as if it were known.
 //!
 //! Methods are synchronous and may block on disk: async callers run them on a blocking thread.
 
+mod app_passwords;
 mod error;
+mod flows;
 mod record;
 
+pub use app_passwords::{
+    APP_TOUCH_INTERVAL, AppPassword, AppPasswordId, MAX_APP_PASSWORDS_PER_USER, NewAppPassword,
+    looks_like_app_password,
+};
 pub use error::SessionError;
+pub use flows::{
+    FLOW_LIFETIME, GrantedFlow, LoginFlows, MAX_FLOWS, MAX_FLOWS_PER_ADDRESS, PendingFlow,
+    StartedFlow,
+};
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -91,6 +104,10 @@ impl Sessions {
             tx.open_table(BY_HASH)
                 .map_err(db_err("opening the hash index"))?;
             tx.open_table(META).map_err(db_err("opening meta"))?;
+            tx.open_table(app_passwords::APP_PASSWORDS)
+                .map_err(db_err("opening app passwords"))?;
+            tx.open_table(app_passwords::APP_BY_HASH)
+                .map_err(db_err("opening the app password index"))?;
             Ok(())
         })?;
         Ok(sessions)
@@ -237,9 +254,12 @@ impl Sessions {
         self.revoke_where(|r| r.user_id == user_id && r.id != keep)
     }
 
-    /// Ends every session of `user_id` (password reset, account removed).
+    /// Ends every session of `user_id` and revokes its app passwords (password reset by the
+    /// owner, account removed): every browser and device must sign in again. Returns how many
+    /// sessions and app passwords went.
     pub fn revoke_user(&self, user_id: u64) -> Result<u64> {
-        self.revoke_where(|r| r.user_id == user_id)
+        let sessions = self.revoke_where(|r| r.user_id == user_id)?;
+        Ok(sessions + self.revoke_user_app_passwords(user_id)?)
     }
 
     /// Removes sessions idle past [`IDLE_EXPIRY`] at `now`; returns how many.

@@ -160,3 +160,136 @@ fn long_user_agents_are_cut_on_a_char_boundary() {
         .expect("create");
     assert!(s.user_agent.len() <= 256);
 }
+
+fn device(user_id: u64, name: &'static str) -> NewAppPassword<'static> {
+    NewAppPassword {
+        user_id,
+        user_name: "alice",
+        name,
+    }
+}
+
+#[test]
+fn app_passwords_check_list_and_revoke() {
+    let (dir, sessions) = open();
+    let (pw, phone) = sessions
+        .create_app_password(device(1, "Nextcloud Android"), at(1000))
+        .expect("create");
+    assert!(looks_like_app_password(&pw), "{pw}");
+    assert_eq!(phone.last_used, None);
+    let (pw2, laptop) = sessions
+        .create_app_password(device(1, "  "), at(1001))
+        .expect("create");
+    assert_eq!(laptop.name, "Unnamed device");
+    assert_ne!(pw, pw2);
+
+    let found = sessions
+        .check_app_password(&pw, at(1100))
+        .expect("check")
+        .expect("valid");
+    assert_eq!(found.id, phone.id);
+    assert_eq!(found.last_used, Some(1100));
+    assert_eq!(
+        sessions
+            .check_app_password("nope", at(1100))
+            .expect("check"),
+        None
+    );
+    // A session token is not an app password, nor the other way round.
+    let (token, _) = sessions.create(new(1), at(1000)).expect("session");
+    assert_eq!(
+        sessions
+            .check_app_password(&token, at(1100))
+            .expect("check"),
+        None
+    );
+    assert_eq!(sessions.lookup(&pw, at(1100)).expect("lookup"), None);
+
+    let list = sessions.app_passwords(1).expect("list");
+    assert_eq!(
+        list.iter().map(|a| a.id).collect::<Vec<_>>(),
+        [laptop.id, phone.id]
+    );
+    assert!(sessions.app_passwords(2).expect("list").is_empty());
+
+    assert!(
+        !sessions.revoke_app_password(2, phone.id).expect("revoke"),
+        "not another user's"
+    );
+    assert!(sessions.revoke_app_password(1, phone.id).expect("revoke"));
+    assert_eq!(
+        sessions.check_app_password(&pw, at(1200)).expect("check"),
+        None
+    );
+    assert!(
+        sessions
+            .check_app_password(&pw2, at(1200))
+            .expect("check")
+            .is_some()
+    );
+
+    // Removing the account (revoke_user) takes its devices too.
+    assert_eq!(sessions.revoke_user(1).expect("revoke"), 2);
+    assert_eq!(
+        sessions.check_app_password(&pw2, at(1300)).expect("check"),
+        None
+    );
+
+    drop(sessions);
+    let raw = std::fs::read(dir.path().join("sessions.redb")).expect("read");
+    assert!(
+        !raw.windows(pw.len()).any(|w| w == pw.as_bytes()),
+        "stored only as a digest"
+    );
+}
+
+#[test]
+fn app_password_use_is_recorded_coarsely_and_survives_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sessions.redb");
+    let pw = {
+        let sessions = Sessions::open(&path).expect("open");
+        let (pw, _) = sessions
+            .create_app_password(device(1, "desktop"), at(1000))
+            .expect("create");
+        let first = sessions.check_app_password(&pw, at(2000)).expect("check");
+        assert_eq!(first.and_then(|a| a.last_used), Some(2000));
+        let soon = sessions.check_app_password(&pw, at(2010)).expect("check");
+        assert_eq!(
+            soon.and_then(|a| a.last_used),
+            Some(2000),
+            "not written again yet"
+        );
+        let later = APP_TOUCH_INTERVAL.as_secs() + 2000;
+        let moved = sessions.check_app_password(&pw, at(later)).expect("check");
+        assert_eq!(moved.and_then(|a| a.last_used), Some(later));
+        pw
+    };
+    let sessions = Sessions::open(&path).expect("reopen");
+    let list = sessions.app_passwords(1).expect("list");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].last_used, Some(APP_TOUCH_INTERVAL.as_secs() + 2000));
+    assert!(
+        sessions
+            .check_app_password(&pw, at(9000))
+            .expect("check")
+            .is_some()
+    );
+}
+
+#[test]
+fn app_passwords_per_user_are_capped() {
+    let (_dir, sessions) = open();
+    for _ in 0..MAX_APP_PASSWORDS_PER_USER {
+        sessions
+            .create_app_password(device(1, "d"), at(1))
+            .expect("create");
+    }
+    assert!(matches!(
+        sessions.create_app_password(device(1, "d"), at(1)),
+        Err(SessionError::TooManyAppPasswords { .. })
+    ));
+    sessions
+        .create_app_password(device(2, "d"), at(1))
+        .expect("another user");
+}
