@@ -36,6 +36,9 @@ pub enum Command {
     },
     /// Expire old versions and trash, then reclaim unreferenced space
     Gc,
+    /// System updates: install signed bundles into the other slot (docs/update.md)
+    #[command(subcommand)]
+    Update(UpdateCommand),
     /// Internal: the daemon's thumbnail helper. Reads an image from stdin, writes a JPEG
     /// thumbnail to stdout, under tight resource limits
     #[command(hide = true)]
@@ -63,6 +66,55 @@ pub struct ServeArgs {
     /// Do not announce the box on the LAN (mDNS / DNS-SD) nor list devices nearby
     #[arg(long)]
     pub no_discovery: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpdateCommand {
+    /// Build host: make a signing key (PKCS#8, 0600) and its keyring entry `<FILE>.pub`
+    Keygen {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Build host: make a signed bundle of a slot image
+    #[command(disable_version_flag = true)]
+    Pack {
+        /// Private key made by `keygen`
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Board id the image is for (x86-64, rpi4-64)
+        #[arg(long)]
+        board: String,
+        /// Version of the system in the image (semver)
+        #[arg(long)]
+        version: String,
+        /// Oldest version the bundle may be installed over
+        #[arg(long, value_name = "VERSION")]
+        min_version: Option<String>,
+        /// The slot image (squashfs)
+        #[arg(long, value_name = "FILE")]
+        payload: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Build host: write a channel's index of bundles (URLs relative to the index)
+    Channel {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[arg(required = true, value_name = "BUNDLE")]
+        bundles: Vec<PathBuf>,
+    },
+    /// Ask the channel whether a newer system exists
+    Check,
+    /// Install a bundle from a file or URL into the other slot, then reboot into it once
+    Install {
+        #[arg(value_name = "FILE|URL")]
+        source: String,
+        /// Allow the same or an older version
+        #[arg(long)]
+        force: bool,
+    },
+    /// What runs, what is being installed, and the update history
+    Status,
 }
 
 #[derive(Debug, Subcommand)]

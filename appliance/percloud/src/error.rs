@@ -19,6 +19,8 @@ pub enum CliError {
     Account(#[from] percloud_accounts::AccountError),
     #[error(transparent)]
     Thumb(#[from] percloud_thumbs::ThumbError),
+    #[error(transparent)]
+    Update(percloud_update::UpdateError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -34,11 +36,12 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// 1: failed; 2: bad usage; 3: fsck found damage.
+    /// 1: failed; 2: bad usage; 3: fsck found damage; 4: an update bundle was refused.
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Usage(_) => 2,
             CliError::FsckProblems(_) => 3,
+            CliError::Update(error) if error.refusal().is_some() => 4,
             _ => 1,
         }
     }

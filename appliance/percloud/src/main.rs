@@ -11,6 +11,7 @@ mod error;
 mod password;
 mod remote;
 mod serve;
+mod update;
 mod workers;
 
 use std::path::Path;
@@ -57,6 +58,12 @@ fn run(cli: Cli, recent_logs: RecentLogs) -> Result<(), CliError> {
     if let Command::Thumbnail { size } = cli.command {
         // Needs no configuration or data folder: stdin to stdout, in a process of its own.
         return Ok(percloud_thumbs::run_helper(size)?);
+    }
+    if let Command::Update(command) = &cli.command
+        && let Some(outcome) = update::build_host(command)
+    {
+        // The build host has no configuration or data folder.
+        return outcome;
     }
     let config = Config::load(cli.config.as_deref())?;
     let data = cli.data.clone().unwrap_or_else(|| config.data.clone());
@@ -128,6 +135,9 @@ fn run(cli: Cli, recent_logs: RecentLogs) -> Result<(), CliError> {
             print_reply(&dispatch(&data, &store_options, Request::Gc)?);
             Ok(())
         }
+        Command::Update(_) => Err(CliError::Usage(
+            "percloud update check|install|status: not available yet".into(),
+        )),
         Command::Thumbnail { .. } => Err(CliError::Internal("thumbnail handled above".into())),
     }
 }

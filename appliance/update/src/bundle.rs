@@ -1,0 +1,358 @@
+//! The bundle file (`.pcup`): its byte layout, making one (`pack`) and opening one on the
+//! box (signature first, then the manifest, then the payload's digests).
+//!
+//! ```text
+//! offset      size  field
+//! 0           8     magic 89 'P' 'C' 'U' 'P' 0d 0a 1a
+//! 8           4     M: manifest length, u32 little-endian, 2..=65536
+//! 12          M     manifest, UTF-8 JSON (manifest.rs)
+//! 12+M        8     key id: the first 8 bytes of BLAKE3 of the signer's public key
+//! 20+M        64    Ed25519 signature over "percloud-update manifest\n" || manifest
+//! 84+M        C     payload: one zstd frame of the slot image, C = compressed_size
+//! 84+M+C            end of file (trailing bytes are refused)
+//! ```
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Refusal, UpdateError};
+use crate::keys::{KEY_ID_LEN, KeyId, Keyring, SigningKey};
+use crate::manifest::{MANIFEST_FORMAT, Manifest, Payload};
+
+pub const MAGIC: [u8; 8] = *b"\x89PCUP\r\n\x1a";
+pub const MAX_MANIFEST: u32 = 64 * 1024;
+/// Domain separation: a signature over a manifest cannot be replayed as anything else.
+const SIGNATURE_CONTEXT: &[u8] = b"percloud-update manifest\n";
+const SIGNATURE_LEN: usize = 64;
+/// zstd level of `pack`: the payload is already xz squashfs, so a higher level buys little.
+const ZSTD_LEVEL: i32 = 9;
+const BLOCK: usize = 1 << 20;
+
+/// What `pack` is asked to make.
+#[derive(Debug, Clone)]
+pub struct PackRequest {
+    pub board: String,
+    pub version: String,
+    pub min_version: Option<String>,
+    /// Unix seconds recorded as `created`.
+    pub created: u64,
+    pub payload: PathBuf,
+    pub out: PathBuf,
+}
+
+/// Writes a signed bundle; the output appears whole (temporary file, then rename).
+pub fn pack(key: &SigningKey, request: &PackRequest) -> Result<Manifest, UpdateError> {
+    let out = &request.out;
+    let temp = with_suffix(out, ".tmp");
+    let compressed_path = with_suffix(out, ".payload.tmp");
+    let result = (|| {
+        let (size, blake3) = compress(&request.payload, &compressed_path)?;
+        let (compressed_size, compressed_blake3) = hash_file(&compressed_path)?;
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT,
+            board: request.board.clone(),
+            version: request.version.clone(),
+            min_version: request.min_version.clone(),
+            created: request.created,
+            payload: Payload {
+                compression: "zstd".into(),
+                size,
+                blake3,
+                compressed_size,
+                compressed_blake3,
+            },
+        };
+        // Check what we are about to sign exactly as a box will.
+        let manifest_bytes = serde_json::to_vec(&manifest)
+            .map_err(|e| UpdateError::Signing(format!("encoding the manifest: {e}")))?;
+        Manifest::parse(&manifest_bytes)?;
+        let length = u32::try_from(manifest_bytes.len())
+            .ok()
+            .filter(|l| *l <= MAX_MANIFEST)
+            .ok_or_else(|| UpdateError::Signing("manifest too large".into()))?;
+        let signature = key.sign(&signed_message(&manifest_bytes));
+        let mut file = File::create(&temp).map_err(UpdateError::write(&temp))?;
+        let mut compressed =
+            File::open(&compressed_path).map_err(UpdateError::read(&compressed_path))?;
+        (|| {
+            file.write_all(&MAGIC)?;
+            file.write_all(&length.to_le_bytes())?;
+            file.write_all(&manifest_bytes)?;
+            file.write_all(&key.key_id().0)?;
+            file.write_all(&signature)?;
+            std::io::copy(&mut compressed, &mut file)?;
+            file.sync_all()
+        })()
+        .map_err(UpdateError::write(&temp))?;
+        std::fs::rename(&temp, out).map_err(UpdateError::write(out))?;
+        Ok(manifest)
+    })();
+    let _ = std::fs::remove_file(&compressed_path);
+    let _ = std::fs::remove_file(&temp);
+    result
+}
+
+/// Compresses `input` into `output`; returns the input's size and BLAKE3.
+fn compress(input: &Path, output: &Path) -> Result<(u64, String), UpdateError> {
+    let source = File::open(input).map_err(UpdateError::read(input))?;
+    let mut hashing = HashingReader::new(BufReader::with_capacity(BLOCK, source));
+    let file = File::create(output).map_err(UpdateError::write(output))?;
+    let mut encoder = zstd::Encoder::new(file, ZSTD_LEVEL).map_err(UpdateError::write(output))?;
+    // The frame records the content size, so a box can bound what it decompresses.
+    encoder
+        .set_pledged_src_size(Some(
+            std::fs::metadata(input)
+                .map_err(UpdateError::read(input))?
+                .len(),
+        ))
+        .map_err(UpdateError::write(output))?;
+    std::io::copy(&mut hashing, &mut encoder).map_err(|e| match e.kind() {
+        std::io::ErrorKind::Other => UpdateError::write(output)(e),
+        _ => UpdateError::read(input)(e),
+    })?;
+    encoder
+        .finish()
+        .and_then(|f| f.sync_all())
+        .map_err(UpdateError::write(output))?;
+    Ok((
+        hashing.count,
+        hashing.hasher.finalize().to_hex().to_string(),
+    ))
+}
+
+fn hash_file(path: &Path) -> Result<(u64, String), UpdateError> {
+    let file = File::open(path).map_err(UpdateError::read(path))?;
+    let mut hashing = HashingReader::new(BufReader::with_capacity(BLOCK, file));
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(UpdateError::read(path))?;
+    Ok((
+        hashing.count,
+        hashing.hasher.finalize().to_hex().to_string(),
+    ))
+}
+
+fn signed_message(manifest: &[u8]) -> Vec<u8> {
+    [SIGNATURE_CONTEXT, manifest].concat()
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// A bundle's framing, read but not yet trusted.
+#[derive(Debug, Clone)]
+pub struct Framing {
+    pub manifest_bytes: Vec<u8>,
+    pub key_id: KeyId,
+    pub signature: [u8; SIGNATURE_LEN],
+    pub payload_offset: u64,
+    pub file_len: u64,
+}
+
+/// Reads the framing of the bundle at `path` (no trust implied).
+pub fn read_framing(path: &Path) -> Result<Framing, UpdateError> {
+    let mut file = File::open(path).map_err(UpdateError::read(path))?;
+    let file_len = file.metadata().map_err(UpdateError::read(path))?.len();
+    let not = |why: &str| UpdateError::Refused(Refusal::NotABundle(why.to_owned()));
+    let mut head = [0u8; 12];
+    read_exact_or(&mut file, &mut head, path, || {
+        not("shorter than its header")
+    })?;
+    if head[..8] != MAGIC {
+        return Err(not("wrong magic bytes"));
+    }
+    let length = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+    if !(2..=MAX_MANIFEST).contains(&length) {
+        return Err(not("manifest length out of range"));
+    }
+    let mut manifest_bytes = vec![0u8; length as usize];
+    read_exact_or(&mut file, &mut manifest_bytes, path, || {
+        not("truncated manifest")
+    })?;
+    let mut key_id = [0u8; KEY_ID_LEN];
+    read_exact_or(&mut file, &mut key_id, path, || not("truncated key id"))?;
+    let mut signature = [0u8; SIGNATURE_LEN];
+    read_exact_or(&mut file, &mut signature, path, || {
+        not("truncated signature")
+    })?;
+    Ok(Framing {
+        manifest_bytes,
+        key_id: KeyId(key_id),
+        signature,
+        payload_offset: 12 + u64::from(length) + (KEY_ID_LEN + SIGNATURE_LEN) as u64,
+        file_len,
+    })
+}
+
+fn read_exact_or(
+    file: &mut File,
+    buf: &mut [u8],
+    path: &Path,
+    short: impl FnOnce() -> UpdateError,
+) -> Result<(), UpdateError> {
+    match file.read_exact(buf) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(short()),
+        Err(e) => Err(UpdateError::read(path)(e)),
+    }
+}
+
+/// Reads a bundle's manifest without checking its signature: for building a channel index
+/// on the build host, never for installing.
+pub fn inspect(path: &Path) -> Result<(Manifest, KeyId), UpdateError> {
+    let framing = read_framing(path)?;
+    let manifest = Manifest::parse(&framing.manifest_bytes)?;
+    check_length(&framing, &manifest)?;
+    Ok((manifest, framing.key_id))
+}
+
+fn check_length(framing: &Framing, manifest: &Manifest) -> Result<(), Refusal> {
+    let expected = framing
+        .payload_offset
+        .checked_add(manifest.payload.compressed_size);
+    if expected != Some(framing.file_len) {
+        return Err(Refusal::Tampered(format!(
+            "the file has {} bytes, the manifest accounts for {}",
+            framing.file_len,
+            expected.map_or_else(|| "too many".to_owned(), |n| n.to_string())
+        )));
+    }
+    Ok(())
+}
+
+/// A bundle whose signature checked out against the keyring.
+#[derive(Debug, Clone)]
+pub struct VerifiedBundle {
+    pub path: PathBuf,
+    pub manifest: Manifest,
+    pub key_id: KeyId,
+    payload_offset: u64,
+}
+
+impl VerifiedBundle {
+    /// Checks the signature (unknown key and bad signature are refusals), then parses the
+    /// manifest and checks the file's length against it.
+    pub fn open(path: &Path, keyring: &Keyring) -> Result<VerifiedBundle, UpdateError> {
+        let framing = read_framing(path)?;
+        let key_id = framing.key_id.to_string();
+        match keyring.verify(
+            framing.key_id,
+            &signed_message(&framing.manifest_bytes),
+            &framing.signature,
+        ) {
+            None => return Err(Refusal::UnknownKey { key_id }.into()),
+            Some(false) => return Err(Refusal::BadSignature { key_id }.into()),
+            Some(true) => {}
+        }
+        let manifest = Manifest::parse(&framing.manifest_bytes)?;
+        check_length(&framing, &manifest)?;
+        Ok(VerifiedBundle {
+            path: path.to_owned(),
+            manifest,
+            key_id: framing.key_id,
+            payload_offset: framing.payload_offset,
+        })
+    }
+
+    /// Checks the compressed payload's digest, then decompresses it once into nothing to
+    /// check the slot image's size and digest: after this, writing the slot can only fail
+    /// for reasons of the slot itself. `progress` gets the bytes checked so far.
+    pub fn verify_payload(&self, progress: &mut dyn FnMut(u64)) -> Result<(), UpdateError> {
+        let payload = &self.manifest.payload;
+        let mut hashing = HashingReader::new(self.compressed()?);
+        copy_with_progress(&mut hashing, &mut std::io::sink(), progress)
+            .map_err(UpdateError::read(&self.path))?;
+        if hashing.hasher.finalize().to_hex().as_str() != payload.compressed_blake3 {
+            return Err(Refusal::Tampered("compressed payload digest differs".into()).into());
+        }
+        let mut hashing = HashingReader::new(self.payload_reader()?);
+        let copied = copy_with_progress(&mut hashing, &mut std::io::sink(), &mut |_| {});
+        match copied {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(Refusal::Tampered(format!("payload does not decompress: {e}")).into());
+            }
+            Err(e) => return Err(UpdateError::read(&self.path)(e)),
+        }
+        if hashing.count != payload.size {
+            return Err(Refusal::Tampered(format!(
+                "payload has {} bytes, the manifest says {}",
+                hashing.count, payload.size
+            ))
+            .into());
+        }
+        if hashing.hasher.finalize().to_hex().as_str() != payload.blake3 {
+            return Err(Refusal::Tampered("payload digest differs".into()).into());
+        }
+        Ok(())
+    }
+
+    fn compressed(&self) -> Result<std::io::Take<BufReader<File>>, UpdateError> {
+        let mut file = File::open(&self.path).map_err(UpdateError::read(&self.path))?;
+        file.seek(SeekFrom::Start(self.payload_offset))
+            .map_err(UpdateError::read(&self.path))?;
+        Ok(BufReader::with_capacity(BLOCK, file).take(self.manifest.payload.compressed_size))
+    }
+
+    /// The decompressed slot image, at most the manifest's size plus one byte (so a longer
+    /// stream is noticed, not silently cut).
+    pub fn payload_reader(&self) -> Result<Box<dyn Read + Send>, UpdateError> {
+        let decoder = zstd::Decoder::with_buffer(self.compressed()?)
+            .map_err(UpdateError::read(&self.path))?;
+        Ok(Box::new(decoder.take(self.manifest.payload.size + 1)))
+    }
+}
+
+/// Copies in 1 MiB blocks, calling `progress` with the running total.
+pub(crate) fn copy_with_progress(
+    from: &mut dyn Read,
+    to: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; BLOCK];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buf[..n])?;
+        total += n as u64;
+        progress(total);
+    }
+}
+
+/// Counts and hashes what passes through.
+pub(crate) struct HashingReader<R> {
+    inner: R,
+    pub hasher: blake3::Hasher,
+    pub count: u64,
+}
+
+impl<R> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: blake3::Hasher::new(),
+            count: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// Hex BLAKE3 of a whole file (the channel index lists bundles by it).
+pub fn file_digest(path: &Path) -> Result<(u64, String), UpdateError> {
+    hash_file(path)
+}
