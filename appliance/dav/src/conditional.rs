@@ -102,6 +102,7 @@ mod tests {
             etag: "abc".into(),
             content_hash: None,
             version: Some(1),
+            checksum: None,
         }
     }
 

@@ -130,6 +130,7 @@ impl DavHandler {
                     if_match: None,
                     if_none_match_any: true,
                 },
+                checksum: None,
             };
             let created = inner
                 .store

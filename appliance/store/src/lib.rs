@@ -20,8 +20,9 @@
 //! Module map: `chunker` (streaming FastCDC), `pack` (entry byte layout,
 //! compression), `backend` ([`PackBackend`], [`LocalDisk`]), `inner` (the active pack,
 //! pins), `records`/`tables` (versioned records, redb tables), `namespace`, `upload`,
-//! `reader`, `versions`, `trash`, `props`, `users`, `gc`, `fsck`, `settings` (retention,
-//! disk space), `shares` (share links), `staged` (resumable uploads).
+//! `reader`, `versions`, `trash`, `props`, `users`, `usage` (folder sizes, instance id),
+//! `gc`, `fsck`, `settings` (retention, disk space), `shares` (share links), `staged`
+//! (resumable uploads).
 //! The on-disk format and the safety arguments are in `docs/storage-format.md`.
 
 mod backend;
@@ -44,6 +45,7 @@ mod staged;
 mod tables;
 mod trash;
 mod upload;
+mod usage;
 mod users;
 mod versions;
 
@@ -361,6 +363,11 @@ impl StagedWriter {
     pub fn offset(&self) -> u64 {
         self.state.offset()
     }
+    /// Replaces the upload's label when `finish` records the new offset (same transaction),
+    /// e.g. the list of the client's chunks the bytes came in.
+    pub fn set_label(&mut self, label: String) {
+        self.state.set_label(label)
+    }
     pub fn finish(self) -> Result<StagedInfo> {
         self.state.finish()
     }
@@ -400,6 +407,16 @@ impl Store {
         settings::disk_space(&self.inner)
     }
 
+    /// Bytes of the current versions of every file at or beneath `path`.
+    pub fn tree_size(&self, user: UserId, path: &StorePath) -> Result<u64> {
+        usage::tree_size(&self.inner, user, path)
+    }
+    /// A random id made when the data folder was created; it travels with the data (backups,
+    /// a move to another box), so ids derived from it stay stable.
+    pub fn instance_id(&self) -> Result<u64> {
+        usage::instance_id(&self.inner)
+    }
+
     // --- share links ---
 
     /// Creates a link to the file or folder at `path`; [`ShareMode::Upload`] only for folders
@@ -434,6 +451,10 @@ impl Store {
     pub fn staged(&self, user: UserId, id: StagedId) -> Result<StagedInfo> {
         staged::status(&self.inner, user, id)
     }
+    /// `user`'s resumable uploads, by id.
+    pub fn staged_uploads(&self, user: UserId) -> Result<Vec<StagedInfo>> {
+        staged::list(&self.inner, user)
+    }
     /// Continues an upload at `offset`, which must equal its current offset
     /// ([`StoreError::OffsetMismatch`] otherwise). One writer per upload at a time
     /// ([`StoreError::StagedBusy`] otherwise).
@@ -453,6 +474,15 @@ impl Store {
         options: &CommitOptions,
     ) -> Result<CommitOutcome> {
         staged::commit(&self.inner, user, id, path, options)
+    }
+    /// Hands the bytes of a resumable upload received so far to `visit`, in order.
+    pub fn read_staged(
+        &self,
+        user: UserId,
+        id: StagedId,
+        visit: &mut dyn FnMut(&[u8]),
+    ) -> Result<()> {
+        staged::read(&self.inner, user, id, visit)
     }
     /// Drops a resumable upload and releases its chunks.
     pub fn abort_staged(&self, user: UserId, id: StagedId) -> Result<()> {

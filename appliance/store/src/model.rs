@@ -39,6 +39,9 @@ pub struct Entry {
     pub content_hash: Option<ContentHash>,
     /// Files only: the current version.
     pub version: Option<VersionId>,
+    /// Files only: the checksum the client sent with the content (e.g. `SHA1:<hex>`), when
+    /// it sent one.
+    pub checksum: Option<String>,
 }
 
 impl Entry {
@@ -58,6 +61,8 @@ pub struct VersionInfo {
     pub content_hash: ContentHash,
     pub etag: String,
     pub current: bool,
+    /// See [`Entry::checksum`].
+    pub checksum: Option<String>,
 }
 
 /// Something in a user's trash.
@@ -106,6 +111,9 @@ pub struct CommitOptions {
     /// The client's modification time (`X-OC-Mtime`, rclone's `X-OC-Mtime` too); `None` uses now.
     pub mtime: Option<SystemTime>,
     pub precondition: Precondition,
+    /// The client's checksum of the content (e.g. `SHA1:<hex>`), already verified by the
+    /// caller: the store keeps it with the version and reports it, it does not check it.
+    pub checksum: Option<String>,
 }
 
 /// What committing an upload did.

@@ -44,6 +44,7 @@ pub(crate) fn entry(id: NodeId, node: &NodeRec) -> Entry {
             etag: file_etag(&f.hash, node.mtime, f.version),
             content_hash: Some(f.hash),
             version: Some(f.version),
+            checksum: f.checksum.clone(),
         },
         _ => Entry {
             id,
@@ -55,6 +56,7 @@ pub(crate) fn entry(id: NodeId, node: &NodeRec) -> Entry {
             etag: dir_etag(id, node.seq),
             content_hash: None,
             version: None,
+            checksum: None,
         },
     }
 }

@@ -131,6 +131,20 @@ pub(crate) fn status(inner: &Inner, user: UserId, id: StagedId) -> Result<Staged
     })
 }
 
+pub(crate) fn list(inner: &Inner, user: UserId) -> Result<Vec<StagedInfo>> {
+    inner.read("listing resumable uploads", |t| {
+        let mut out = Vec::new();
+        for item in t.staged.iter().db("listing resumable uploads")? {
+            let (id, value) = item.db("listing resumable uploads")?;
+            let rec = StagedRec::decode(value.value())?;
+            if rec.user == user {
+                out.push(info(id.value(), &rec));
+            }
+        }
+        Ok(out)
+    })
+}
+
 /// The un-cut tail recorded for `rec`.
 fn read_tail(inner: &Inner, id: StagedId, rec: &StagedRec) -> Result<Vec<u8>> {
     if rec.tail_len == 0 {
@@ -189,6 +203,8 @@ pub(crate) struct WriterState {
     upload: UploadState,
     /// The hasher as it was at `start`, put back if the writer is dropped unfinished.
     start_hasher: Option<blake3::Hasher>,
+    /// A new label recorded by `finish`, in the same transaction as the new offset.
+    label: Option<String>,
     busy: Busy,
 }
 
@@ -235,6 +251,7 @@ pub(crate) fn append(
         room,
         upload,
         start_hasher: hasher,
+        label: None,
         busy,
     })
 }
@@ -266,10 +283,26 @@ impl WriterState {
         self.upload.write(data)
     }
 
+    pub fn set_label(&mut self, label: String) {
+        self.label = Some(label);
+    }
+
     pub fn finish(mut self) -> Result<StagedInfo> {
         let inner = self.busy.inner.clone();
         let (id, start, end) = (self.id, self.start, self.upload.len());
         if end == start {
+            if let Some(label) = self.label.take() {
+                return inner.write("relabelling a resumable upload", |t| {
+                    let mut rec = match get_rec::<StagedRec, u64>(&t.staged, id, "reading")? {
+                        Some(rec) if rec.offset == start => rec,
+                        _ => return Err(StoreError::StagedNotFound { id }),
+                    };
+                    rec.label = label;
+                    rec.updated = now();
+                    put(t, id, &rec)?;
+                    Ok(info(id, &rec))
+                });
+            }
             return status_unchecked(&inner, id);
         }
         // 1. The chunks, 2. the tail they leave, 3. the record that points at both.
@@ -279,6 +312,7 @@ impl WriterState {
             write_tail(&inner, id, end, self.upload.pending())?;
         }
         let upload = &self.upload;
+        let label = self.label.take();
         let result = inner.write("recording a resumable upload's progress", |t| {
             let mut rec = match get_rec::<StagedRec, u64>(&t.staged, id, "reading")? {
                 Some(rec) if rec.offset == start => rec,
@@ -289,6 +323,9 @@ impl WriterState {
             rec.offset = end;
             rec.tail_len = pending_len;
             rec.updated = now();
+            if let Some(label) = &label {
+                rec.label = label.clone();
+            }
             put(t, id, &rec)?;
             Ok(info(id, &rec))
         });
@@ -335,6 +372,26 @@ fn rehash(inner: &Inner, rec: &StagedRec, tail: &[u8]) -> Result<[u8; 32]> {
     }
     hasher.update(tail);
     Ok(*hasher.finalize().as_bytes())
+}
+
+/// Hands the staged bytes to `visit` in order, one chunk at a time (for a checksum the
+/// caller could not keep across a restart).
+pub(crate) fn read(
+    inner: &Arc<Inner>,
+    user: UserId,
+    id: StagedId,
+    visit: &mut dyn FnMut(&[u8]),
+) -> Result<()> {
+    let _busy = Busy::take(inner, id)?;
+    let rec = inner.read("reading a resumable upload", |t| get(&t.staged, user, id))?;
+    let tail = read_tail(inner, id, &rec)?;
+    let mut decompressor = zstd::bulk::Decompressor::new()
+        .map_err(|e| StoreError::io("creating a decompressor", inner.dir.clone(), e))?;
+    for c in &rec.chunks {
+        visit(&inner.read_chunk(&c.hash, &mut decompressor)?);
+    }
+    visit(&tail);
+    Ok(())
 }
 
 pub(crate) fn commit(

@@ -376,11 +376,13 @@ impl<'a> CommitView<'a> {
             created: now,
             hash: content_hash,
             chunk_count: self.chunks.len() as u64,
+            checksum: options.checksum.clone(),
         };
         let head = FileHead {
             version,
             size: self.len,
             hash: content_hash,
+            checksum: options.checksum.clone(),
         };
         let replaced = existing.is_some();
         let (id, node) = match existing {

@@ -194,6 +194,7 @@ fn info(rec: &VersionRec, version: VersionId, current: bool) -> VersionInfo {
         content_hash: rec.hash,
         etag: file_etag(&rec.hash, rec.mtime, version),
         current,
+        checksum: rec.checksum.clone(),
     }
 }
 
@@ -280,6 +281,7 @@ pub(crate) fn restore(
             version: new_version,
             size: rec.size,
             hash: rec.hash,
+            checksum: rec.checksum.clone(),
         });
         t.put_node(id, &node)?;
         t.touch(id, now)?;

@@ -369,3 +369,56 @@ fn killed_during_appends_resumes_from_the_recorded_offset() {
     assert!(get(&s, u, "/crash.bin") == data);
     assert!(s.fsck(false).unwrap().is_clean());
 }
+
+/// What the Nextcloud chunked upload relies on: the label changes with the offset, the bytes
+/// read back in order, the checksum kept with the version, folder sizes.
+#[test]
+fn labels_read_back_checksums_and_folder_sizes() {
+    let (_d, s) = store();
+    let u = user(&s, "alice").id;
+    let data = random_bytes(4, 3 * 1024 * 1024 + 7);
+    let id = s
+        .create_staged(u, Some(data.len() as u64), "start")
+        .unwrap()
+        .id;
+    let mut w = s.append_staged(u, id, 0).unwrap();
+    w.write(&data[..1_000_000]).unwrap();
+    w.set_label("one chunk".into());
+    w.finish().unwrap();
+    // A writer dropped without finish leaves offset and label as they were.
+    let mut w = s.append_staged(u, id, 1_000_000).unwrap();
+    w.write(&data[1_000_000..1_500_000]).unwrap();
+    w.set_label("lost".into());
+    drop(w);
+    let info = s.staged(u, id).unwrap();
+    assert_eq!((info.offset, info.label.as_str()), (1_000_000, "one chunk"));
+    assert_eq!(s.staged_uploads(u).unwrap(), vec![info]);
+    let mut w = s.append_staged(u, id, 1_000_000).unwrap();
+    w.write(&data[1_000_000..]).unwrap();
+    w.finish().unwrap();
+    let mut back = Vec::new();
+    s.read_staged(u, id, &mut |b| back.extend_from_slice(b))
+        .unwrap();
+    assert!(back == data);
+
+    s.mkdir(u, &p("/d")).unwrap();
+    s.mkdir(u, &p("/d/e")).unwrap();
+    let options = CommitOptions {
+        checksum: Some("SHA1:0123".into()),
+        ..CommitOptions::default()
+    };
+    let out = s.commit_staged(u, id, &p("/d/e/f"), &options).unwrap();
+    assert_eq!(out.entry.checksum.as_deref(), Some("SHA1:0123"));
+    put(&s, u, "/d/g", b"four");
+    let reopened = s.stat(u, &p("/d/e/f")).unwrap();
+    assert_eq!(reopened.checksum.as_deref(), Some("SHA1:0123"));
+    assert_eq!(
+        s.versions(u, &p("/d/e/f")).unwrap()[0].checksum.as_deref(),
+        Some("SHA1:0123")
+    );
+    assert_eq!(s.stat(u, &p("/d/g")).unwrap().checksum, None);
+    assert_eq!(s.tree_size(u, &p("/d")).unwrap(), data.len() as u64 + 4);
+    assert_eq!(s.tree_size(u, &p("/")).unwrap(), data.len() as u64 + 4);
+    assert_eq!(s.tree_size(u, &p("/d/g")).unwrap(), 4);
+    assert!(s.staged_uploads(u).unwrap().is_empty());
+}

@@ -272,6 +272,7 @@ async fn upload(
             if_match: None,
             if_none_match_any: true,
         },
+        checksum: None,
     };
     let outcome = content::put_file(&app.store, user, target, body, expected, options)
         .await
