@@ -33,7 +33,10 @@ pub struct DavHandler {
 pub(crate) struct Inner {
     pub store: Store,
     pub mount: Mount,
-    pub locks: LockTable,
+    /// Shared by every mount of the same store: locks belong to store paths.
+    pub locks: Arc<LockTable>,
+    /// The suffix of `oc:id` (`oc` and ten hex digits of the store's instance id).
+    pub instance: String,
 }
 
 /// What every method handler needs to know about the request.
@@ -70,13 +73,50 @@ pub(crate) struct LockNeed {
 impl DavHandler {
     /// `prefix` is the URL path where a user's tree is mounted, e.g. `/dav` (no trailing slash).
     pub fn new(store: Store, prefix: impl Into<String>) -> Self {
+        let instance = match store.instance_id() {
+            Ok(id) => format!("oc{:010x}", id & 0xff_ffff_ffff),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the instance id");
+                "oc0000000000".to_owned()
+            }
+        };
         DavHandler {
             inner: Arc::new(Inner {
                 store,
                 mount: Mount::new(prefix),
-                locks: LockTable::default(),
+                locks: Arc::default(),
+                instance,
             }),
         }
+    }
+
+    /// The same tree (same store, same locks) served under another URL prefix, e.g. the
+    /// Nextcloud client's `/remote.php/dav/files/<user>`. Cheap: one small allocation.
+    pub fn mounted_at(&self, prefix: impl Into<String>) -> Self {
+        DavHandler {
+            inner: Arc::new(Inner {
+                store: self.inner.store.clone(),
+                mount: Mount::new(prefix),
+                locks: self.inner.locks.clone(),
+                instance: self.inner.instance.clone(),
+            }),
+        }
+    }
+
+    /// The store path a `Destination`-style URL or absolute path names under this mount;
+    /// `None` when it is malformed or outside the mount.
+    pub fn resolve_url(&self, url: &str) -> Option<StorePath> {
+        self.inner.mount.resolve_url(url).ok()
+    }
+
+    /// The href of `path` under this mount (folders end with `/`).
+    pub fn href(&self, path: &StorePath, is_dir: bool) -> String {
+        self.inner.mount.href(path, is_dir)
+    }
+
+    /// The `oc:id` of node `id`: the zero-padded id and this store's instance id.
+    pub fn oc_id(&self, id: u64) -> String {
+        oc_id(id, &self.inner.instance)
     }
 
     /// Serves one request for the already-authenticated `user`. Never panics on client input.
@@ -354,6 +394,10 @@ impl Inner {
             Err(err) => Err(err.into()),
         }
     }
+}
+
+pub(crate) fn oc_id(id: u64, instance: &str) -> String {
+    format!("{id:08}{instance}")
 }
 
 fn options() -> Response<DavBody> {

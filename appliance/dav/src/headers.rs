@@ -67,7 +67,7 @@ pub(crate) fn timeout(headers: &HeaderMap) -> Duration {
 
 /// `X-OC-Mtime: <unix seconds>` as rclone and Nextcloud clients send it; fractions are
 /// dropped, garbage is ignored.
-pub(crate) fn oc_mtime(headers: &HeaderMap) -> Option<SystemTime> {
+pub fn oc_mtime(headers: &HeaderMap) -> Option<SystemTime> {
     let value = headers.get("x-oc-mtime")?.to_str().ok()?.trim();
     let whole = value.split('.').next()?;
     let seconds: u64 = whole.parse().ok()?;

@@ -21,6 +21,7 @@
 //!   so no entity expansion or external fetch can happen.
 
 mod body;
+mod checksum;
 mod conditional;
 mod copymove;
 mod dates;
@@ -42,7 +43,10 @@ mod status;
 mod xml;
 
 pub use body::{ChannelBody, DavBody, empty_body, full_body, status_response, text_response};
+pub use checksum::{Announced, ChecksumError, Sha1};
 pub use get::file_response;
 pub use handler::DavHandler;
+pub use headers::oc_mtime;
 pub use props::content_type;
+pub use put::upload_reply;
 pub use status::status_for;

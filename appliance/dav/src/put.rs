@@ -9,6 +9,7 @@ use percloud_store::{CommitOptions, CommitOutcome, Precondition};
 use tokio::sync::mpsc;
 
 use crate::body::{DavBody, empty_body, read_limited};
+use crate::checksum::{self, Announced, Sha1};
 use crate::conditional;
 use crate::handler::{DavHandler, Inner, LockNeed, Req};
 use crate::headers::{self, EtagList};
@@ -52,36 +53,25 @@ impl DavHandler {
             ),
         };
         let mtime = headers::oc_mtime(&req.headers);
+        let announced = Announced::from_headers(&req.headers)?;
         let outcome = match expected {
-            Some(n) if n <= SMALL_PUT as u64 => self.put_small(req, body, n).await?,
-            _ => self.put_streaming(req, body, expected).await?,
+            Some(n) if n <= SMALL_PUT as u64 => self.put_small(req, body, n, announced).await?,
+            _ => self.put_streaming(req, body, expected, announced).await?,
         };
-
-        let mut response = Response::new(empty_body());
-        *response.status_mut() = if outcome.created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::NO_CONTENT
-        };
-        let headers = response.headers_mut();
-        let mut etag = String::with_capacity(outcome.entry.etag.len() + 2);
-        etag.push('"');
-        etag.push_str(&outcome.entry.etag);
-        etag.push('"');
-        if let Ok(etag) = HeaderValue::from_str(&etag) {
-            headers.insert(header::ETAG, etag.clone());
-            headers.insert("oc-etag", etag);
-        }
-        if mtime.is_some() {
-            headers.insert("x-oc-mtime", HeaderValue::from_static("accepted"));
-        }
-        Ok(response)
+        let oc_id = self.oc_id(outcome.entry.id);
+        Ok(upload_reply(&oc_id, &outcome, mtime.is_some()))
     }
 
     /// A small body (known length, at most [`SMALL_PUT`]) is read first; then one blocking
     /// task checks the preconditions, stores and commits it: one hop to a blocking thread
     /// instead of two and no channel.
-    async fn put_small<B>(&self, req: Req, body: B, n: u64) -> Result<CommitOutcome, DavError>
+    async fn put_small<B>(
+        &self,
+        req: Req,
+        body: B,
+        n: u64,
+        announced: Option<Announced>,
+    ) -> Result<CommitOutcome, DavError>
     where
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -97,6 +87,7 @@ impl DavHandler {
             let options = CommitOptions {
                 mtime: headers::oc_mtime(&req.headers),
                 precondition: precheck(inner, &req)?,
+                checksum: checksum::verify_whole(announced.as_ref(), &data)?,
             };
             let mut upload = inner
                 .store
@@ -118,6 +109,7 @@ impl DavHandler {
         req: Req,
         mut body: B,
         expected: Option<u64>,
+        announced: Option<Announced>,
     ) -> Result<CommitOutcome, DavError>
     where
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
@@ -125,9 +117,10 @@ impl DavHandler {
     {
         let precondition = self.put_preconditions(&req).await?;
         let mtime = headers::oc_mtime(&req.headers);
-        let options = CommitOptions {
+        let mut options = CommitOptions {
             mtime,
             precondition,
+            checksum: None,
         };
 
         let (tx, mut rx) = mpsc::channel::<Msg>(CHUNKS_IN_FLIGHT);
@@ -138,9 +131,13 @@ impl DavHandler {
                 .store
                 .begin_upload(user, expected)
                 .map_err(|e| DavError::store(Op::Put, e))?;
+            let mut sha1 = announced.as_ref().map(|_| Sha1::default());
             loop {
                 match rx.blocking_recv() {
                     Some(Msg::Data(data)) => {
+                        if let Some(sha1) = &mut sha1 {
+                            sha1.update(&data);
+                        }
                         upload
                             .write(&data)
                             .map_err(|e| DavError::store(Op::Put, e))?;
@@ -149,6 +146,9 @@ impl DavHandler {
                     // The request side gave up: dropping `upload` abandons it.
                     None => return Err(DavError::bad_request("upload aborted")),
                 }
+            }
+            if let (Some(sha1), Some(announced)) = (sha1, &announced) {
+                options.checksum = Some(sha1.verify(announced)?);
             }
             upload
                 .commit(&path, &options)
@@ -211,6 +211,31 @@ impl DavHandler {
         let req = req.clone();
         self.blocking(move |inner| precheck(inner, &req)).await
     }
+}
+
+/// The answer to a committed upload (PUT, or the Nextcloud client's chunked `MOVE .file`):
+/// 201 or 204 with `ETag` and `OC-ETag` (quoted), `OC-FileId` and, when the client sent
+/// `X-OC-Mtime`, `X-OC-MTime: accepted`.
+pub fn upload_reply(oc_id: &str, outcome: &CommitOutcome, mtime_sent: bool) -> Response<DavBody> {
+    let mut response = Response::new(empty_body());
+    *response.status_mut() = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::NO_CONTENT
+    };
+    let headers = response.headers_mut();
+    let etag = format!("\"{}\"", outcome.entry.etag);
+    if let Ok(etag) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, etag.clone());
+        headers.insert("oc-etag", etag);
+    }
+    if let Ok(id) = HeaderValue::from_str(oc_id) {
+        headers.insert("oc-fileid", id);
+    }
+    if mtime_sent {
+        headers.insert("x-oc-mtime", HeaderValue::from_static("accepted"));
+    }
+    response
 }
 
 /// See [`DavHandler::put_preconditions`].
