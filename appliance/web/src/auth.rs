@@ -1,6 +1,12 @@
 //! Password sign-in against the accounts in the store: HTTP Basic for WebDAV and the JSON
 //! sign-in of the web pages go through the same check and the same throttle.
 //!
+//! Basic credentials (devices: WebDAV, the Nextcloud apps) may carry an app password instead
+//! of the account password (`percloud_sessions::AppPassword`). Those are looked up by digest
+//! on every request, never cached here, so revoking one stops its device at the next request.
+//! The web pages' sign-in and password confirmations ([`Authenticator::sign_in`]) accept only
+//! the account password: an app password cannot open a browser session or change a password.
+//!
 //! Verifying an argon2id hash costs tens of milliseconds on a Raspberry Pi, and WebDAV clients
 //! send credentials with every request. A successful check is therefore remembered for a few
 //! minutes as a keyed BLAKE3 digest of the credentials (the key is random per process and never
@@ -8,12 +14,13 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use http::{HeaderMap, header};
 use percloud_accounts::{AccountThrottle, LoginThrottle, ThrottleConfig};
+use percloud_sessions::{AppPassword, Sessions, looks_like_app_password};
 use percloud_store::{Store, User};
 
 /// How long a verified credential is trusted without running argon2 again.
@@ -44,6 +51,7 @@ struct Verified {
 #[derive(Debug)]
 pub struct Authenticator {
     store: Store,
+    sessions: Arc<Sessions>,
     throttle: LoginThrottle,
     accounts: AccountThrottle,
     verified: Mutex<HashMap<String, Verified>>,
@@ -51,9 +59,10 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, sessions: Arc<Sessions>) -> Self {
         Authenticator {
             store,
+            sessions,
             throttle: LoginThrottle::new(ThrottleConfig::default()),
             accounts: AccountThrottle::new(ThrottleConfig::default()),
             verified: Mutex::new(HashMap::new()),
@@ -61,13 +70,27 @@ impl Authenticator {
         }
     }
 
-    /// Authenticates the request's `Authorization: Basic` header for a client at `client`.
+    /// Authenticates the request's `Authorization: Basic` header for a client at `client`: the
+    /// account password or one of the account's app passwords.
     pub async fn authenticate(&self, headers: &HeaderMap, client: IpAddr) -> AuthOutcome {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return AuthOutcome::Missing;
         };
         match parse_basic(value.as_bytes()) {
-            Some((name, password)) => self.sign_in(&name, &password, client).await,
+            Some((name, password)) => {
+                if looks_like_app_password(&password) {
+                    if let Err(wait) = self.throttle.check(client, Instant::now()) {
+                        return AuthOutcome::Throttled(wait);
+                    }
+                    if let Some((user, _)) = self.app_password(&name, &password).await {
+                        self.throttle.record_success(client);
+                        return AuthOutcome::Authenticated(user);
+                    }
+                }
+                // Not an app password of this account: it may still be the account password
+                // (which then counts as a failure or a success like any other).
+                self.sign_in(&name, &password, client).await
+            }
             None => {
                 if let Err(wait) = self.throttle.check(client, Instant::now()) {
                     return AuthOutcome::Throttled(wait);
@@ -103,6 +126,48 @@ impl Authenticator {
                 self.throttle.record_failure(client, Instant::now());
                 self.accounts.record_failure(name, Instant::now());
                 AuthOutcome::Denied
+            }
+        }
+    }
+
+    /// The app password the request's Basic credentials carry, when they carry a live one of
+    /// that account (for the endpoints that act on the device's own app password).
+    pub async fn app_password_of(&self, headers: &HeaderMap) -> Option<AppPassword> {
+        let (name, password) = parse_basic(headers.get(header::AUTHORIZATION)?.as_bytes())?;
+        if !looks_like_app_password(&password) {
+            return None;
+        }
+        self.app_password(&name, &password)
+            .await
+            .map(|(_, app)| app)
+    }
+
+    /// The user and app password behind `name`:`password`, if `password` is a live app
+    /// password of the existing account `name` (a removed and recreated account has a new id,
+    /// so the old account's passwords do not carry over).
+    async fn app_password(&self, name: &str, password: &str) -> Option<(User, AppPassword)> {
+        let (sessions, store) = (self.sessions.clone(), self.store.clone());
+        let (name, password) = (name.to_owned(), password.to_owned());
+        let found = tokio::task::spawn_blocking(move || {
+            let app = sessions
+                .check_app_password(&password, SystemTime::now())
+                .map_err(|e| e.to_string())?;
+            let Some(app) = app.filter(|a| a.user_name == name) else {
+                return Ok(None);
+            };
+            let user = store.user(&name).map_err(|e| e.to_string())?;
+            Ok::<_, String>(user.filter(|u| u.id == app.user_id).map(|u| (u, app)))
+        })
+        .await;
+        match found {
+            Ok(Ok(found)) => found,
+            Ok(Err(error)) => {
+                tracing::error!(%error, "checking an app password failed");
+                None
+            }
+            Err(error) => {
+                tracing::error!(%error, "checking an app password failed");
+                None
             }
         }
     }

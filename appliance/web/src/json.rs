@@ -96,7 +96,16 @@ impl From<StoreError> for ApiError {
 
 impl From<percloud_sessions::SessionError> for ApiError {
     fn from(err: percloud_sessions::SessionError) -> Self {
-        ApiError::internal("the session database", err)
+        use percloud_sessions::SessionError;
+        match err {
+            SessionError::TooManyAppPasswords { .. } => {
+                ApiError::new(StatusCode::CONFLICT, err.to_string())
+            }
+            SessionError::TooManyFlows => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, err.to_string())
+            }
+            _ => ApiError::internal("the session database", err),
+        }
     }
 }
 
@@ -161,6 +170,28 @@ pub(crate) async fn read_json<T: DeserializeOwned>(mut body: ReqBody) -> ApiResu
         }
     }
     serde_json::from_slice(&buf).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+}
+
+/// Reads an `application/x-www-form-urlencoded` body of at most 64 KiB (as the Nextcloud
+/// apps send their parameters; `+` is a space there, unlike in our query strings).
+pub(crate) async fn read_form(mut body: ReqBody) -> ApiResult<Vec<(String, String)>> {
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > MAX_JSON_BODY {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body too large",
+                ));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(form_urlencoded::parse(&buf)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect())
 }
 
 /// A decoded query string (`%XX` only; `+` is a plus).

@@ -56,6 +56,8 @@ pub(crate) struct AppInner {
     pub auth: Authenticator,
     pub store: Store,
     pub sessions: Arc<Sessions>,
+    /// Pending device sign-ins (Nextcloud Login Flow v2).
+    pub flows: percloud_sessions::LoginFlows,
     pub links: LinkKeys,
     /// Failed share-link passwords, per address.
     pub share_throttle: LoginThrottle,
@@ -78,7 +80,8 @@ impl App {
         App {
             inner: Arc::new(AppInner {
                 dav: DavHandler::new(config.store.clone(), DAV_PREFIX),
-                auth: Authenticator::new(config.store.clone()),
+                auth: Authenticator::new(config.store.clone(), config.sessions.clone()),
+                flows: percloud_sessions::LoginFlows::new(),
                 store: config.store,
                 sessions: config.sessions,
                 links: LinkKeys::new(config.link_key),
@@ -225,7 +228,7 @@ impl App {
 }
 
 /// `host:port` or `[v6]:port` → host (brackets kept for IPv6).
-fn strip_port(host: &str) -> String {
+pub(crate) fn strip_port(host: &str) -> String {
     if let Some(end) = host.find(']') {
         return host[..=end].to_owned();
     }

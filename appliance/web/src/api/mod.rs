@@ -7,6 +7,7 @@
 pub(crate) mod account;
 pub(crate) mod admin;
 mod content;
+mod devices;
 pub(crate) mod discovery;
 mod files;
 mod public;
@@ -83,6 +84,12 @@ async fn route(app: &AppInner, req: Request<ReqBody>, conn: ConnInfo) -> ApiResu
         (&Method::DELETE, ["sessions", id]) => account::revoke(app, &ctx, id).await,
         (&Method::POST, ["sessions", "revoke-all"]) => account::revoke_all(app, &ctx).await,
         (&Method::POST, ["password"]) => account::password(app, &ctx, body).await,
+        (&Method::GET, ["app-passwords"]) => devices::list(app, &ctx).await,
+        (&Method::POST, ["app-passwords"]) => devices::create(app, &ctx, body).await,
+        (&Method::DELETE, ["app-passwords", id]) => devices::revoke(app, &ctx, id).await,
+        (&Method::GET, ["login-flow", token]) => devices::flow(app, token),
+        (&Method::POST, ["login-flow", token, "grant"]) => devices::grant(app, &ctx, token),
+        (&Method::DELETE, ["login-flow", token]) => devices::deny(app, token),
 
         (&Method::GET, ["list"]) => files::list(app, &ctx, &query).await,
         (&Method::GET, ["search"]) => files::search(app, &ctx, &query).await,

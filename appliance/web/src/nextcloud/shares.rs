@@ -1,5 +1,7 @@
 //! (being written)
 
+pub(super) mod ocs_reply;
+
 use http::Request;
 
 use crate::json::{ReqBody, Resp};
