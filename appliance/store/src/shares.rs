@@ -138,3 +138,97 @@ pub(crate) fn remove_where(t: &mut WriteTables<'_>, user: Option<UserId>) -> Res
     }
     Ok(())
 }
+
+impl crate::Store {
+    /// Changes link `id` of `user` in place: mode, password hash and expiry are replaced, while
+    /// its id, token (so its URL) and node stay. [`ShareMode::Upload`] only for folders
+    /// ([`StoreError::NotADirectory`] otherwise); [`StoreError::ShareNotFound`] when `user` has
+    /// no such link.
+    pub fn update_share(
+        &self,
+        user: UserId,
+        id: ShareId,
+        mode: ShareMode,
+        password_hash: Option<String>,
+        expires: Option<std::time::SystemTime>,
+    ) -> Result<Share> {
+        self.inner.write("updating a share link", |t| {
+            let mut rec = match get_rec::<ShareRec, u64>(&t.shares, id, "reading a share link")? {
+                Some(rec) if rec.user == user => rec,
+                _ => return Err(StoreError::ShareNotFound { id }),
+            };
+            if mode == ShareMode::Upload {
+                let node = get_node(&t.nodes, rec.node)?.ok_or(StoreError::ShareNotFound { id })?;
+                if node.kind != NodeKind::Dir {
+                    return Err(StoreError::NotADirectory {
+                        path: StorePath::root(),
+                    });
+                }
+            }
+            rec.mode = match mode {
+                ShareMode::Read => 0,
+                ShareMode::Upload => 1,
+            };
+            rec.password_hash = password_hash;
+            rec.expires = expires.map(tables::nanos);
+            t.shares
+                .insert(id, rec.encode()?.as_slice())
+                .db("writing a share link")?;
+            Ok(share(id, rec))
+        })
+    }
+}
+
+#[cfg(test)]
+mod update_tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use crate::{NewShare, ShareMode, Store, StoreError, StoreOptions, StorePath};
+
+    #[test]
+    fn a_link_changes_in_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
+        let user = store.create_user("alice", "x", None).expect("user").id;
+        let folder = StorePath::parse("/Photos").expect("path");
+        store.mkdir(user, &folder).expect("mkdir");
+        let share = store
+            .create_share(
+                user,
+                &folder,
+                NewShare {
+                    mode: ShareMode::Read,
+                    password_hash: None,
+                    expires: None,
+                    nonce: [1; 32],
+                    token_hash: [2; 32],
+                },
+            )
+            .expect("share");
+        let when = UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let updated = store
+            .update_share(
+                user,
+                share.id,
+                ShareMode::Upload,
+                Some("phc".into()),
+                Some(when),
+            )
+            .expect("update");
+        assert_eq!(
+            (updated.id, updated.token_hash),
+            (share.id, share.token_hash)
+        );
+        assert_eq!(updated.mode, ShareMode::Upload);
+        let found = store
+            .share_by_token_hash(&[2; 32])
+            .expect("lookup")
+            .expect("still found by its token");
+        assert_eq!(found.password_hash.as_deref(), Some("phc"));
+        assert_eq!(found.expires, Some(when));
+        assert!(matches!(
+            store.update_share(user + 1, share.id, ShareMode::Read, None, None),
+            Err(StoreError::ShareNotFound { .. })
+        ));
+    }
+}
