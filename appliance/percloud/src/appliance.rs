@@ -1,13 +1,13 @@
 //! The appliance's duties, wired from `[appliance]` in the config file: the first-boot
-//! marker, the host name, the hardware watchdog and the console's welcome line. The logic
-//! lives in percloud-system; this file only connects it to the daemon.
+//! marker, the host name, the hardware watchdog, the console's welcome line and the time
+//! from NTP. The logic lives in percloud-system; this file only connects it to the daemon.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use percloud_system::watchdog::{self, DevWatchdog};
-use percloud_system::{console, first_boot, health, hostname};
+use percloud_system::{console, first_boot, health, hostname, ntp};
 use percloud_web::ListenerKind;
 
 use crate::config::ApplianceConfig;
@@ -40,13 +40,14 @@ pub fn prepare(data: &Path, name: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Arms the watchdog and starts the `watchdog` and `console` workers, once serving.
+/// Arms the watchdog and starts the `ntp`, `watchdog` and `console` workers, once serving.
 pub fn start(
     config: &ApplianceConfig,
     name: &str,
     bound: &[(ListenerKind, SocketAddr)],
     workers: &mut Workers,
 ) -> Result<Running, CliError> {
+    start_ntp(config, workers);
     let https_port = port_of(bound, ListenerKind::Tls);
     let mut running = Running::default();
     if let Some(path) = &config.watchdog {
@@ -81,6 +82,34 @@ pub fn start(
         running.watchdog = Some(device);
     }
     Ok(start_console(config, name, https_port, workers, running))
+}
+
+/// The `ntp` worker sets the system clock (a Pi has no battery-backed clock). It is the one
+/// owner of the time on the image: init runs no NTP daemon.
+fn start_ntp(config: &ApplianceConfig, workers: &mut Workers) {
+    // The config file was validated on load; a server that still fails to parse is skipped.
+    let servers: Vec<ntp::Server> = config
+        .ntp_servers
+        .iter()
+        .filter_map(|server| {
+            server
+                .parse()
+                .map_err(|error| tracing::warn!(%error, "NTP"))
+                .ok()
+        })
+        .collect();
+    if servers.is_empty() {
+        tracing::info!("no NTP servers configured: the clock is not set from the network");
+        return;
+    }
+    workers.spawn(
+        "ntp",
+        ntp::keep_time(
+            ntp::Settings::new(servers),
+            ntp::SystemClock,
+            workers.token(),
+        ),
+    );
 }
 
 fn start_console(

@@ -79,6 +79,26 @@ pub struct ApplianceConfig {
     /// Where to print the address to open, e.g. `/dev/console`.
     #[serde(default)]
     pub console: Option<PathBuf>,
+    /// NTP servers to set the clock from (`host` or `host:port`), asked in order; empty: none.
+    #[serde(default = "default_ntp_servers")]
+    pub ntp_servers: Vec<String>,
+}
+
+fn default_ntp_servers() -> Vec<String> {
+    percloud_system::ntp::DEFAULT_SERVERS
+        .map(str::to_owned)
+        .to_vec()
+}
+
+impl ApplianceConfig {
+    fn validate(&self) -> Result<(), String> {
+        for server in &self.ntp_servers {
+            server
+                .parse::<percloud_system::ntp::Server>()
+                .map_err(|e| format!("[appliance] ntp_servers: {e}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// `[discovery]`: the box's names and services on the LAN (mDNS / DNS-SD).
@@ -267,6 +287,9 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         validate_hostname(&self.hostname)?;
         self.remote.validate()?;
+        if let Some(appliance) = &self.appliance {
+            appliance.validate()?;
+        }
         if let Some(name) = &self.discovery.hostname {
             validate_hostname(name)?;
         }
@@ -319,6 +342,15 @@ mod tests {
         assert_eq!(appliance.watchdog, Some(PathBuf::from("/dev/watchdog")));
         assert_eq!(appliance.console, Some(PathBuf::from("/dev/console")));
         assert!(parse("[appliance]\nwatchdg = \"x\"\n").is_err());
+        assert_eq!(
+            appliance.ntp_servers[0], "0.pool.ntp.org",
+            "the NTP Pool by default"
+        );
+        let ntp = parse("[appliance]\nntp_servers = [\"192.0.2.1:1123\", \"time.example\"]\n")
+            .expect("valid");
+        assert_eq!(ntp.appliance.expect("section").ntp_servers.len(), 2);
+        let err = parse("[appliance]\nntp_servers = [\"time.example:0\"]\n").expect_err("port 0");
+        assert!(err.to_string().contains("ntp_servers"), "{err}");
         let image = include_str!("../../../rootfs-overlay/etc/percloud/config.toml");
         let image = parse(image).expect("the image's config file is valid");
         assert!(image.appliance.is_some());

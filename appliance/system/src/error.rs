@@ -1,6 +1,9 @@
 //! One error type for the box's steps; each variant names the step and what it touched.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use crate::ntp::{Offset, PacketError};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -37,4 +40,36 @@ pub enum SystemError {
         #[source]
         source: std::io::Error,
     },
+    #[error("NTP server {value:?}: {reason}")]
+    NtpServer { value: String, reason: &'static str },
+    #[error("cannot resolve the NTP server {server}: {source}")]
+    NtpResolve {
+        server: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the NTP server {server} has no address")]
+    NtpNoAddress { server: String },
+    #[error("NTP exchange with {server}: {source}")]
+    NtpExchange {
+        server: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no NTP reply from {server} in time")]
+    NtpTimeout { server: SocketAddr },
+    #[error("NTP reply from {server} not believed: {source}")]
+    NtpReply {
+        server: SocketAddr,
+        #[source]
+        source: PacketError,
+    },
+    #[error("cannot step the clock by {offset}: {source}")]
+    SetClock {
+        offset: Offset,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("stepping the clock by {offset} gives no representable time")]
+    ClockOutOfRange { offset: Offset },
 }

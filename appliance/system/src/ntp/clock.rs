@@ -1,0 +1,52 @@
+//! The clock NTP reads and sets, behind a trait so tests never touch the host's clock.
+
+use std::time::SystemTime;
+
+use super::packet::{Offset, unix_nanos};
+use crate::SystemError;
+
+/// The system's wall clock, as the time keeper sees it.
+pub trait Clock: Send + Sync {
+    /// The time now.
+    fn now(&self) -> SystemTime;
+    /// Moves the clock by `offset` at once; returns the time it was set to.
+    fn step(&self, offset: Offset) -> Result<SystemTime, SystemError>;
+}
+
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn now(&self) -> SystemTime {
+        (**self).now()
+    }
+    fn step(&self, offset: Offset) -> Result<SystemTime, SystemError> {
+        (**self).step(offset)
+    }
+}
+
+/// `CLOCK_REALTIME`; setting it needs `CAP_SYS_TIME` (the appliance runs as root).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn step(&self, offset: Offset) -> Result<SystemTime, SystemError> {
+        let to = offset
+            .apply(SystemTime::now())
+            .ok_or(SystemError::ClockOutOfRange { offset })?;
+        let nanos = unix_nanos(to);
+        let timespec = rustix::time::Timespec {
+            tv_sec: i64::try_from(nanos.div_euclid(1_000_000_000))
+                .map_err(|_| SystemError::ClockOutOfRange { offset })?,
+            tv_nsec: nanos.rem_euclid(1_000_000_000) as _,
+        };
+        rustix::time::clock_settime(rustix::time::ClockId::Realtime, timespec).map_err(
+            |errno| SystemError::SetClock {
+                offset,
+                source: errno.into(),
+            },
+        )?;
+        Ok(to)
+    }
+}
