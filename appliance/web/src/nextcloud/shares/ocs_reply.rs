@@ -142,7 +142,7 @@ mod tests {
         );
         assert_eq!(
             out,
-            "<data><element><id>1</id><path>/a&lt;&amp;&gt;b</path><ok>1</ok><none></none></element></data>"
+            "<data><element><id>1</id><none></none><ok>1</ok><path>/a&lt;&amp;&gt;b</path></element></data>"
         );
     }
 
