@@ -11,13 +11,18 @@
 //! slot: the binary wires it to the daemon, decides when to reboot and runs the health
 //! checks whose results it records here.
 
+pub mod boot;
 pub mod bundle;
 pub mod channel;
+pub mod download;
 pub mod error;
+pub mod gate;
+pub mod install;
 pub mod keys;
 pub mod manifest;
 pub mod release;
 pub mod slot;
+pub mod state;
 
 pub use error::{Refusal, UpdateError};
 pub use slot::Slot;
