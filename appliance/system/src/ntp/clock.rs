@@ -50,3 +50,30 @@ impl Clock for SystemClock {
         Ok(to)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::thread::{CapabilitySet, capabilities, set_capabilities};
+
+    /// The real `clock_settime` path, without touching the host's clock: a thread that gave
+    /// up CAP_SYS_TIME (capabilities are per thread) is refused, and the error says so. The
+    /// offset is zero, so even a wrongly allowed call would move the clock by microseconds.
+    #[test]
+    fn stepping_without_cap_sys_time_is_refused_with_a_named_error() {
+        std::thread::spawn(|| {
+            let mut sets = capabilities(None).expect("capget");
+            sets.effective.remove(CapabilitySet::SYS_TIME);
+            set_capabilities(None, sets).expect("drop CAP_SYS_TIME in this thread");
+            let now = capabilities(None).expect("capget");
+            assert!(!now.effective.contains(CapabilitySet::SYS_TIME));
+            let err = SystemClock.step(Offset(0)).expect_err("refused");
+            assert!(matches!(err, SystemError::SetClock { .. }), "{err}");
+            let text = err.to_string();
+            assert!(text.contains("cannot step the clock by +0.000 s"), "{text}");
+            assert!(text.contains("not permitted"), "{text}");
+        })
+        .join()
+        .expect("test thread");
+    }
+}
