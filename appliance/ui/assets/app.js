@@ -1,5 +1,6 @@
 // The app shell: reads GET /api/state and shows the claim page, the sign-in page, or the
-// signed-in app (My cloud, Shared links, Trash, Admin, Settings) with client-side routes.
+// signed-in app (My cloud, Shared links, Trash, Admin, Settings) with client-side routes, and
+// the page a device opens to be let in (/index.php/login/v2/flow/<token>, after signing in).
 
 import { get, post, setCsrf, ApiError } from './api.js';
 import { h, replace, field, fail, say } from './ui.js';
@@ -7,6 +8,7 @@ import { showFiles, showTrash } from './files.js';
 import { showShares } from './shares.js';
 import { showAdmin } from './admin.js';
 import { showSettings } from './settings.js';
+import { showGrant, FLOW_PATH } from './devices.js';
 
 const main = document.getElementById('main');
 let state = null;
@@ -32,9 +34,20 @@ export function go(url, replaceState = false) {
 function route() {
   const path = location.pathname;
   const params = new URLSearchParams(location.search);
+  const flow = path.match(FLOW_PATH);
   if (!state.claimed) return navTo('/claim', showClaim);
-  if (!state.user) return navTo('/login', showLogin);
+  if (!state.user) {
+    if (!flow) return navTo('/login', showLogin);
+    // Sign in right here, then come back to the device's question.
+    document.getElementById('top').hidden = true;
+    return showLogin(path);
+  }
   if (path === '/claim' || path === '/login') return go('/', true);
+  if (flow) {
+    document.getElementById('top').hidden = true;
+    Promise.resolve(showGrant({ state, main, go }, flow[1])).catch(fail);
+    return;
+  }
   showNav(path, params);
   main.focus({ preventScroll: true });
   const ctx = { state, main, go };
@@ -111,7 +124,8 @@ function showClaim() {
   (state.claim_allowed ? name : main).focus();
 }
 
-function showLogin() {
+/** The sign-in page; `next` is where to go once signed in. */
+function showLogin(next = '/') {
   document.title = 'Sign in · percloud';
   const [nameLabel, name] = field('Name', { name: 'name', autocomplete: 'username', required: true, autocapitalize: 'none' });
   const [pwLabel, pw] = field('Password', { name: 'password', type: 'password', autocomplete: 'current-password', required: true });
@@ -119,6 +133,7 @@ function showLogin() {
   const submit = h('button', { type: 'submit', class: 'primary' }, 'Sign in');
   replace(main, h('div', { class: 'card narrow' },
     h('h1', {}, 'Sign in to percloud'),
+    next !== '/' ? h('p', {}, 'A device asks to connect to your percloud. Sign in to continue.') : null,
     h('form', {
       onsubmit: async (ev) => {
         ev.preventDefault();
@@ -126,7 +141,7 @@ function showLogin() {
         submit.disabled = true;
         try {
           await post('/api/login', { name: name.value.trim(), password: pw.value });
-          location.href = '/';
+          location.href = next;
         } catch (err) {
           if (err instanceof ApiError && err.status === 401) error.textContent = 'Wrong name or password.';
           else if (err instanceof ApiError && err.status === 429) error.textContent = `Too many attempts. Try again in ${err.retryAfter || 'a few'} seconds.`;

@@ -1,7 +1,9 @@
-// Settings: the signed-in user's sessions (with "sign out everywhere") and password change.
+// Settings: the signed-in user's sessions (with "sign out everywhere"), devices with app
+// passwords, and password change.
 
 import { get, post, del } from './api.js';
 import { h, replace, field, fail, say, fmtDate } from './ui.js';
+import { devicesSection } from './devices.js';
 
 /** The settings page; `signOut` ends this session. */
 export async function showSettings(ctx, signOut) {
@@ -35,9 +37,11 @@ export async function showSettings(ctx, signOut) {
             try { await post('/api/sessions/revoke-all'); say('Signed out everywhere else'); await refresh(); } catch (err) { fail(err); }
           } }, 'Sign out everywhere else'),
           h('button', { type: 'button', onclick: signOut }, 'Sign out here'))),
+      devicesSection(),
       h('section', { class: 'card', 'aria-labelledby': 'pw-h' }, h('h2', { id: 'pw-h' }, 'Change password'), pwForm),
       h('section', { class: 'card', 'aria-labelledby': 'dav-h' }, h('h2', { id: 'dav-h' }, 'Connect other apps'),
-        h('p', {}, 'File managers and rclone reach your files over WebDAV at ', h('code', {}, `${location.origin}/dav/`), ' with your name and password.'))));
+        h('p', {}, 'File managers and rclone reach your files over WebDAV at ', h('code', {}, `${location.origin}/dav/`), ' with your name and password, or better a device password (Devices above).'),
+        h('p', {}, 'The Nextcloud apps (desktop, Android, iOS) connect with the server address ', h('code', {}, location.origin), ': they open a page here where you grant them access.'))));
 
   async function refresh() {
     const list = await get('/api/sessions');

@@ -49,6 +49,7 @@ assets! {
     "network.js" => JS,
     "remote.js" => JS,
     "settings.js" => JS,
+    "devices.js" => JS,
     "share.js" => JS,
 }
 
