@@ -109,6 +109,47 @@ impl DavHandler {
         self.inner.mount.resolve_url(url).ok()
     }
 
+    /// Evaluates a request's `If`, `If-Match` and `If-None-Match` headers against `path` as
+    /// it is now (tags in `If` resolve under this mount), for a method that writes to `path`
+    /// without coming through [`DavHandler::handle`] (the Nextcloud chunked upload's final
+    /// MOVE). `None` when they hold; otherwise the 412 (or 400) to answer.
+    pub async fn refuse_unless_preconditions(
+        &self,
+        user: UserId,
+        path: &StorePath,
+        headers: &HeaderMap,
+    ) -> Option<Response<DavBody>> {
+        let checked = async {
+            let if_header = match headers.get("if") {
+                None => None,
+                Some(value) => {
+                    let text = value
+                        .to_str()
+                        .map_err(|_| DavError::bad_request("If header is not ASCII"))?;
+                    Some(IfHeader::parse(text).map_err(|e| DavError::bad_request(e.to_string()))?)
+                }
+            };
+            let req = Req {
+                user,
+                path: path.clone(),
+                method: Method::PUT,
+                headers: headers.clone(),
+                tokens: if_header
+                    .as_ref()
+                    .map(IfHeader::submitted_tokens)
+                    .unwrap_or_default(),
+                if_header,
+            };
+            self.check_if_header(&req).await?;
+            let (path, headers) = (path.clone(), headers.clone());
+            self.blocking(move |inner| {
+                conditional::require(&headers, inner.stat_opt(user, &path)?.as_ref())
+            })
+            .await
+        };
+        checked.await.err().map(DavError::into_response)
+    }
+
     /// The href of `path` under this mount (folders end with `/`).
     pub fn href(&self, path: &StorePath, is_dir: bool) -> String {
         self.inner.mount.href(path, is_dir)
@@ -287,9 +328,20 @@ impl DavHandler {
             }],
         )?;
         let (user, path) = (req.user, req.path.clone());
-        self.blocking(move |inner| Ok(inner.store.mkdir(user, &path)?))
+        let entry = self
+            .blocking(move |inner| Ok(inner.store.mkdir(user, &path)?))
             .await?;
-        Ok(created())
+        // The Nextcloud client records the new folder's id from the answer.
+        let mut response = created();
+        let headers = response.headers_mut();
+        if let Ok(id) = HeaderValue::from_str(&self.oc_id(entry.id)) {
+            headers.insert("oc-fileid", id);
+        }
+        if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", entry.etag)) {
+            headers.insert(header::ETAG, etag.clone());
+            headers.insert("oc-etag", etag);
+        }
+        Ok(response)
     }
 
     async fn delete(&self, req: Req) -> Result<Response<DavBody>, DavError> {

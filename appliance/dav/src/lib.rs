@@ -32,6 +32,7 @@ mod href;
 mod if_header;
 mod lock;
 mod locks;
+mod ocprops;
 mod propfind;
 mod proppatch;
 mod props;

@@ -9,6 +9,7 @@ use crate::body::{DavBody, read_limited};
 use crate::handler::{DavHandler, Inner, MAX_XML_BODY, Req};
 use crate::headers::{self, Depth};
 use crate::locks::Lock;
+use crate::ocprops;
 use crate::props::{Live, MultiStatus, dav, is_live, live_names, prop_element};
 use crate::status::DavError;
 use crate::xml::{self, DAV};
@@ -112,7 +113,9 @@ fn describe(
     candidates: &[Lock],
 ) -> Result<(), DavError> {
     let needs_dead = match wanted {
-        Wanted::Prop(names) => names.iter().any(|n| !is_live(n)),
+        Wanted::Prop(names) => names
+            .iter()
+            .any(|n| !is_live(n) && !ocprops::is_computed(n)),
         Wanted::AllProp(_) | Wanted::PropName => true,
     };
     let dead = if needs_dead {
@@ -162,8 +165,25 @@ fn describe(
             }
         }
         Wanted::Prop(names) => {
+            let wants_size = names
+                .iter()
+                .any(|n| n.namespace == ocprops::OC && n.name == "size");
+            let tree_size = if wants_size && entry.is_dir() {
+                Some(inner.store.tree_size(user, path)?)
+            } else {
+                None
+            };
+            let oc = ocprops::Context {
+                entry,
+                instance: &inner.instance,
+                tree_size,
+            };
             for name in names {
-                if is_live(name) {
+                if ocprops::is_computed(name) {
+                    if !ocprops::write(out, name, &oc) {
+                        missing.push(name);
+                    }
+                } else if is_live(name) {
                     if !live.write(out, &name.name) {
                         missing.push(name);
                     }

@@ -10,6 +10,7 @@ use percloud_store::PropName;
 use crate::body::{DavBody, read_limited};
 use crate::conditional;
 use crate::handler::{DavHandler, LockNeed, MAX_XML_BODY, Req};
+use crate::ocprops;
 use crate::props::{MultiStatus, is_live, prop_element};
 use crate::status::DavError;
 use crate::xml::{self, DAV};
@@ -76,8 +77,9 @@ impl DavHandler {
             )?;
             let href = inner.mount.href(&req.path, entry.is_dir());
             let mut ms = MultiStatus::new();
-            let (protected, free): (Vec<&Patch>, Vec<&Patch>) =
-                patches.iter().partition(|(name, _)| is_live(name));
+            let (protected, free): (Vec<&Patch>, Vec<&Patch>) = patches
+                .iter()
+                .partition(|(name, _)| is_live(name) || ocprops::is_computed(name));
             if !protected.is_empty() {
                 let element = |p: &&Patch| prop_element(&p.0, None);
                 ms.propstats(

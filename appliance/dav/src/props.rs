@@ -223,8 +223,9 @@ pub(crate) struct MultiStatus {
     found_at: usize,
 }
 
-const MULTISTATUS_START: &str =
-    "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus xmlns:D=\"DAV:\">";
+/// The `oc:` and `nc:` prefixes are declared once here for `crate::ocprops`.
+const MULTISTATUS_START: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus \
+    xmlns:D=\"DAV:\" xmlns:oc=\"http://owncloud.org/ns\" xmlns:nc=\"http://nextcloud.org/ns\">";
 const FOUND_START: &str = "<D:propstat><D:prop>";
 const FOUND_END: &str = "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>";
 
