@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::dav::Dav;
@@ -21,6 +21,8 @@ pub struct Daemon {
     child: Option<Child>,
     /// The plain HTTP address it listens on.
     pub addr: SocketAddr,
+    /// The HTTPS address, once printed (with `--tls-listen`).
+    tls_addr: Arc<Mutex<Option<SocketAddr>>>,
     data: PathBuf,
     log: PathBuf,
     _log_dir: tempfile::TempDir,
@@ -52,18 +54,24 @@ impl Daemon {
         let mut child = command.spawn().expect("starting percloud serve");
         let stdout = child.stdout.take().expect("piped stdout");
         let (lines, listening) = mpsc::channel();
-        // Reads stdout for the listening line, then keeps draining it until the child exits.
+        let tls_addr = Arc::new(Mutex::new(None));
+        let tls_seen = tls_addr.clone();
+        // Reads stdout for the listening lines, then keeps draining it until the child exits.
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if let Some(addr) = line.strip_prefix("listening on http://") {
                     let _ = lines.send(addr.trim().to_owned());
+                } else if let Some(addr) = line.strip_prefix("listening on https://") {
+                    let addr = addr.trim().parse().ok();
+                    *tls_seen.lock().unwrap_or_else(|p| p.into_inner()) = addr;
                 }
             }
         });
         let mut daemon = Daemon {
             child: Some(child),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls_addr,
             data: data.to_owned(),
             log,
             _log_dir: log_dir,
@@ -99,6 +107,21 @@ impl Daemon {
             daemon.log()
         );
         daemon
+    }
+
+    /// The HTTPS address (started with `--tls-listen`); waits up to 10 s for its line.
+    pub fn tls_addr(&self) -> SocketAddr {
+        let mut found = None;
+        crate::wait_until(Duration::from_secs(10), || {
+            found = *self.tls_addr.lock().unwrap_or_else(|p| p.into_inner());
+            found.is_some()
+        });
+        found.unwrap_or_else(|| panic!("no `listening on https://` line\n{}", self.log()))
+    }
+
+    /// The box's own CA certificate (PEM), which clients trust for HTTPS.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.data.join("tls").join("ca.pem")
     }
 
     /// A WebDAV client for `user`.

@@ -9,11 +9,15 @@
 //! implement get a clean 404 (or an empty OCS result) and are logged, so gaps are visible.
 
 mod capabilities;
+mod chunked;
 mod dav;
 mod login_flow;
+mod multistatus;
 mod preview;
 mod shares;
+mod trashbin;
 mod unimplemented;
+mod versions;
 
 use http::Request;
 
