@@ -2,6 +2,19 @@
 //! next leader (the first waiting thread to find no commit running) commits all of them with
 //! one pack fdatasync and one redb transaction.
 //!
+//! Before taking its group, a leader waits (at most [`GATHER_WAIT`]) for the uploads that
+//! are about to queue:
+//! - the *imminent* ones: small uploads (announced length at most [`GATHER_MAX_LEN`]) that
+//!   began and have not queued yet; their bytes are in memory, so they queue within
+//!   microseconds;
+//! - as many as the previous group held: parallel clients (rclone's four transfers, a sync
+//!   client's six) send their next file as soon as the previous one was answered, so their
+//!   uploads arrive together again. When fewer come, the wait ends at the bound and the next
+//!   group expects fewer.
+//!
+//! That turns four parallel clients' small files into one sync and one transaction per four
+//! files instead of one per two. A lone client never waits: its groups hold one upload.
+//!
 //! Each upload still gets its own answer: the leader runs each job's checks (parent,
 //! If-Match, quota) inside the shared transaction before writing anything for it, so a job
 //! whose checks fail is skipped without touching what the others wrote. If writing a job
@@ -10,7 +23,8 @@
 //! commit returned; a waiting upload keeps its pins until then.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::inner::{Inner, lock};
 use crate::tables::{DbResult, WriteTables};
@@ -19,11 +33,18 @@ use crate::{CommitOutcome, Result, StoreError};
 
 const OP: &str = "committing uploads";
 
+/// Uploads announced at most this long are *imminent* once begun (see the module docs).
+pub(crate) const GATHER_MAX_LEN: u64 = 256 * 1024;
+/// The longest a leader waits for imminent uploads before committing without them.
+pub(crate) const GATHER_WAIT: Duration = Duration::from_millis(1);
+
 /// The queue of commits waiting for the next group.
 #[derive(Debug, Default)]
 pub(crate) struct CommitQueue {
     state: Mutex<QueueState>,
     done: Condvar,
+    /// Signalled when a job queues or an imminent upload is abandoned (for a gathering leader).
+    arrived: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -33,22 +54,76 @@ struct QueueState {
     busy: bool,
     next_ticket: u64,
     results: HashMap<u64, Result<CommitOutcome>>,
+    /// Small uploads that began and have neither queued nor been dropped.
+    imminent: usize,
+    /// Groups committed so far (for tests and measurements).
+    groups: u64,
+    /// Jobs in the last group: how many the next leader expects.
+    last_group: usize,
+    /// Replaces [`GATHER_WAIT`] (tests).
+    gather_wait: Option<Duration>,
+}
+
+/// Marks one upload as imminent until it queues its commit or is dropped.
+#[derive(Debug)]
+pub(crate) struct Imminent {
+    inner: Arc<Inner>,
+    counted: bool,
+}
+
+impl Imminent {
+    /// Counts a new upload of `expected_len` bytes; `None` when it is not small.
+    pub fn register(inner: &Arc<Inner>, expected_len: Option<u64>) -> Option<Imminent> {
+        if expected_len.is_none_or(|n| n > GATHER_MAX_LEN) {
+            return None;
+        }
+        lock(&inner.commits.state).imminent += 1;
+        Some(Imminent {
+            inner: Arc::clone(inner),
+            counted: true,
+        })
+    }
+}
+
+impl Drop for Imminent {
+    fn drop(&mut self) {
+        if self.counted {
+            let queue = &self.inner.commits;
+            let mut q = lock(&queue.state);
+            q.imminent = q.imminent.saturating_sub(1);
+            queue.arrived.notify_all();
+        }
+    }
 }
 
 impl CommitQueue {
     /// Commits `job`, possibly together with others; returns once it is durable (or failed).
-    pub fn commit(&self, inner: &Inner, job: CommitJob) -> Result<CommitOutcome> {
+    /// `imminent` is the upload's [`Imminent`] mark, if it has one: it ends as the job queues.
+    pub fn commit(
+        &self,
+        inner: &Inner,
+        job: CommitJob,
+        imminent: Option<Imminent>,
+    ) -> Result<CommitOutcome> {
         let mut q = lock(&self.state);
+        if let Some(mut mark) = imminent {
+            mark.counted = false;
+            q.imminent = q.imminent.saturating_sub(1);
+        }
         let ticket = q.next_ticket;
         q.next_ticket += 1;
         q.waiting.push((ticket, job));
+        self.arrived.notify_all();
         loop {
             if let Some(result) = q.results.remove(&ticket) {
                 return result;
             }
             if !q.busy {
                 q.busy = true;
+                q = self.gather(q);
+                q.groups += 1;
                 let batch = std::mem::take(&mut q.waiting);
+                q.last_group = batch.len();
                 drop(q);
                 let leader = Leader {
                     queue: self,
@@ -62,6 +137,25 @@ impl CommitQueue {
             }
             q = self.done.wait(q).unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    /// Lets the uploads that are about to queue do so, for at most [`GATHER_WAIT`].
+    fn gather<'a>(
+        &self,
+        mut q: std::sync::MutexGuard<'a, QueueState>,
+    ) -> std::sync::MutexGuard<'a, QueueState> {
+        let deadline = Instant::now() + q.gather_wait.unwrap_or(GATHER_WAIT);
+        while q.imminent > 0 || q.waiting.len() < q.last_group {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            q = match self.arrived.wait_timeout(q, deadline - now) {
+                Ok((q, _)) => q,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        q
     }
 }
 
@@ -250,5 +344,89 @@ mod tests {
         let report = store.fsck(false).unwrap();
         assert!(report.is_clean(), "{:?}", report.problems);
         assert_eq!(store.stats().unwrap().logical_bytes, 5 + 5 + 5);
+    }
+
+    fn small_upload(store: &Store, user: u64, data: &[u8]) -> crate::Upload {
+        let mut u = store.begin_upload(user, Some(data.len() as u64)).unwrap();
+        u.write(data).unwrap();
+        u
+    }
+
+    /// A store whose leaders gather for up to a minute: the tests below then depend on the
+    /// order of events only, never on how fast this machine schedules threads.
+    fn patient_store(dir: &std::path::Path) -> (Store, u64) {
+        let store = Store::open(dir, StoreOptions::default()).unwrap();
+        lock(&store.inner.commits.state).gather_wait = Some(std::time::Duration::from_secs(60));
+        let user = store.create_user("u", "$argon2id$fake", None).unwrap().id;
+        (store, user)
+    }
+
+    #[test]
+    fn a_leader_waits_for_a_small_upload_that_began_and_commits_both_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, user) = patient_store(dir.path());
+        let a = small_upload(&store, user, b"first");
+        let b = small_upload(&store, user, b"second");
+        let groups_before = lock(&store.inner.commits.state).groups;
+        let leader = std::thread::spawn(move || a.commit(&p("/a"), &CommitOptions::default()));
+        // The leader is now waiting for `b`, which is begun but not queued.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            !leader.is_finished(),
+            "the leader did not wait for the imminent upload"
+        );
+        assert!(
+            store.stat(user, &p("/a")).is_err(),
+            "committed before gathering"
+        );
+        b.commit(&p("/b"), &CommitOptions::default()).unwrap();
+        leader.join().unwrap().unwrap();
+        assert_eq!(lock(&store.inner.commits.state).groups - groups_before, 1);
+        assert_eq!(read(&store, user, "/a"), b"first");
+        assert_eq!(read(&store, user, "/b"), b"second");
+        assert_eq!(lock(&store.inner.commits.state).imminent, 0);
+    }
+
+    #[test]
+    fn a_dropped_small_upload_releases_the_leader_and_large_ones_are_not_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, user) = patient_store(dir.path());
+        let a = small_upload(&store, user, b"kept");
+        let abandoned = small_upload(&store, user, b"abandoned");
+        let mut large = store.begin_upload(user, Some(1 << 30)).unwrap();
+        large.write(b"the start of a large file").unwrap();
+        let mut unknown = store.begin_upload(user, None).unwrap();
+        unknown.write(b"length not announced").unwrap();
+        let leader = std::thread::spawn(move || a.commit(&p("/a"), &CommitOptions::default()));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            !leader.is_finished(),
+            "the leader did not wait for the imminent upload"
+        );
+        drop(abandoned);
+        // Only `large` and `unknown` remain in flight: the leader must not wait for them.
+        leader.join().unwrap().unwrap();
+        assert_eq!(read(&store, user, "/a"), b"kept");
+        assert_eq!(lock(&store.inner.commits.state).imminent, 0);
+        drop((large, unknown));
+        // A lone small upload commits at once (nothing imminent besides itself).
+        let started = std::time::Instant::now();
+        small_upload(&store, user, b"alone")
+            .commit(&p("/alone"), &CommitOptions::default())
+            .unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_failed_take_job_ends_the_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, user) = patient_store(dir.path());
+        let u = small_upload(&store, user, b"x");
+        // No parent folder: the commit fails in its checks, and the mark must be gone.
+        assert!(
+            u.commit(&p("/missing/x"), &CommitOptions::default())
+                .is_err()
+        );
+        assert_eq!(lock(&store.inner.commits.state).imminent, 0);
     }
 }

@@ -90,6 +90,9 @@ pub struct Store {
 #[derive(Debug)]
 pub struct Upload {
     state: upload::UploadState,
+    inner: Arc<Inner>,
+    /// Set for small uploads, which a group commit waits for (see `group`).
+    imminent: Option<group::Imminent>,
 }
 
 /// Reads one version of a file. Seeking jumps straight to the chunk that holds the offset.
@@ -182,8 +185,11 @@ impl Store {
 
     /// Starts an upload for `user`. `expected_len`, when known, lets quota be checked up front.
     pub fn begin_upload(&self, user: UserId, expected_len: Option<u64>) -> Result<Upload> {
+        let state = upload::UploadState::begin(self.inner.clone(), user, expected_len)?;
         Ok(Upload {
-            state: upload::UploadState::begin(self.inner.clone(), user, expected_len)?,
+            state,
+            inner: self.inner.clone(),
+            imminent: group::Imminent::register(&self.inner, expected_len),
         })
     }
     /// Opens the current version of a file.
@@ -278,8 +284,15 @@ impl Upload {
     /// Makes the bytes written so far the new content of `path`: fsyncs the data, then commits
     /// the metadata in one transaction. Only after this returns is the upload durable.
     pub fn commit(self, path: &StorePath, options: &CommitOptions) -> Result<CommitOutcome> {
-        let mut state = self.state;
-        state.commit(path, options)
+        let Upload {
+            mut state,
+            inner,
+            imminent,
+        } = self;
+        let job = state.take_job(path, options)?;
+        // Data first (inside): the packs are fdatasync'ed before the transaction, shared
+        // with the uploads finishing at the same time. `state` keeps its pins until then.
+        inner.commits.commit(&inner, job, imminent)
     }
 }
 

@@ -191,14 +191,6 @@ impl UploadState {
         self.inner.sync_packs(&self.packs)
     }
 
-    pub fn commit(&mut self, path: &StorePath, options: &CommitOptions) -> Result<CommitOutcome> {
-        let job = self.take_job(path, options)?;
-        // Data first (inside): the packs are fdatasync'ed before the transaction, shared
-        // with the uploads finishing at the same time.
-        let inner = self.inner.clone();
-        inner.commits.commit(&inner, job)
-    }
-
     /// Cuts the last chunks and hands what the commit transaction needs to a [`CommitJob`].
     pub fn take_job(&mut self, path: &StorePath, options: &CommitOptions) -> Result<CommitJob> {
         self.finish_chunks()?;
