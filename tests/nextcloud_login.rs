@@ -511,3 +511,69 @@ fn ocs_share_links_are_the_boxs_links() {
     assert_eq!(ocs(addr, &auth, "GET", &one, "").status, 404);
     assert_eq!(ocs(addr, &auth, "DELETE", &one, "").status, 404);
 }
+
+/// A valid 1×1 PNG.
+const PNG_1X1: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=";
+
+#[test]
+fn previews_come_from_the_thumbnails() {
+    let data = temp_dir("nc-preview");
+    add_user(data.path(), "alice", PASSWORD);
+    let daemon = Daemon::start(data.path());
+    let addr = daemon.addr;
+    let auth = basic("alice", PASSWORD);
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(PNG_1X1)
+        .expect("png");
+    assert_eq!(dav_status(addr, &auth, "PUT", "/dav/dot+1.png", &png), 201);
+    assert_eq!(
+        dav_status(addr, &auth, "PUT", "/dav/not-an-image.png", b"text"),
+        201
+    );
+    assert_eq!(dav_status(addr, &auth, "PUT", "/dav/notes.txt", b"x"), 201);
+    let is_jpeg = |r: &Response| {
+        r.status == 200
+            && r.header("content-type") == Some("image/jpeg")
+            && r.body.starts_with(&[0xff, 0xd8])
+    };
+
+    // By path (the iOS app's way; `+` stays a plus) …
+    let by_path = send(
+        addr,
+        "GET",
+        "/index.php/core/preview.png?file=/dot+1.png&x=32&y=32&a=1",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert!(is_jpeg(&by_path), "{by_path}");
+    // … and by file id (the Android app's way), with the id the web API reports.
+    let browser = Browser::sign_in(addr, "alice", PASSWORD);
+    let listing = json_of(&browser.call("GET", "/api/list?path=%2F", None, false));
+    let id = listing["children"]
+        .as_array()
+        .and_then(|c| c.iter().find(|e| e["name"] == "dot+1.png"))
+        .and_then(|e| e["id"].as_u64())
+        .expect("the file's id");
+    let by_id = send(
+        addr,
+        "GET",
+        &format!("/index.php/core/preview?fileId={id}&x=1024&y=768&a=1&mode=cover"),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert!(is_jpeg(&by_id), "{by_id}");
+
+    // What cannot have a preview is 404; no credentials, 401.
+    for target in [
+        "/core/preview.png?file=/notes.txt",
+        "/core/preview.png?file=/not-an-image.png&x=64",
+        "/core/preview.png?file=/missing.png",
+        "/index.php/core/preview?fileId=999999",
+    ] {
+        let r = send(addr, "GET", target, &[("Authorization", &auth)], b"");
+        assert_eq!(r.status, 404, "{target}\n{r}");
+    }
+    let anonymous = send(addr, "GET", "/core/preview.png?file=/dot+1.png", &[], b"");
+    assert_eq!(anonymous.status, 401);
+}
