@@ -402,7 +402,7 @@ fn ocs_share_links_are_the_boxs_links() {
             .is_some_and(|t| t.contains("xml")),
         "{xml}"
     );
-    assert!(xml.text().contains(&format!("<element><")), "{xml}");
+    assert!(xml.text().contains("<element><"), "{xml}");
     assert!(xml.text().contains(&format!("<url>{url}</url>")), "{xml}");
 
     // The link is the box's: its page answers, and the download needs the password.
