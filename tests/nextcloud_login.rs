@@ -191,6 +191,18 @@ fn login_flow_v2_issues_an_app_password_that_works_until_revoked() {
         b"",
     );
     assert_eq!((got.status, got.body.as_slice()), (200, &b"hello"[..]));
+    // …on the Nextcloud apps' own WebDAV root too…
+    let propfind = |auth: &str| {
+        send(
+            addr,
+            "PROPFIND",
+            "/remote.php/dav/files/alice/",
+            &[("Authorization", auth), ("Depth", "0")],
+            b"",
+        )
+        .status
+    };
+    assert_eq!(propfind(&device), 207);
     // …but not for another account's name, nor to sign in to the web pages.
     assert_eq!(
         dav_status(addr, &basic("bob", &app_password), "GET", "/dav/", b""),
@@ -239,6 +251,7 @@ fn login_flow_v2_issues_an_app_password_that_works_until_revoked() {
         401,
         "a revoked app password stops at once"
     );
+    assert_eq!(propfind(&device), 401);
     assert_eq!(browser.call("DELETE", &revoke, None, true).status, 404);
 
     // The desktop client's upgrade path: the account password buys an app password…

@@ -1,4 +1,5 @@
-//! OCS answers of the account endpoints (app passwords, shares): the envelope in JSON or XML.
+//! The OCS envelope in JSON or XML, for every OCS endpoint of the `nextcloud` module
+//! (capabilities and user, app passwords, shares).
 //!
 //! v1 (`/ocs/v1.php`) always answers HTTP 200 with `statuscode` 100 on success and the error's
 //! code otherwise; v2 (`/ocs/v2.php`) uses 200 and mirrors errors in the HTTP status. JSON when
