@@ -29,6 +29,13 @@ pub enum Request {
         repair: bool,
     },
     Gc,
+    /// System updates: answered by the daemon's update worker, never on the store.
+    UpdateCheck,
+    UpdateInstall {
+        source: String,
+        force: bool,
+    },
+    UpdateStatus,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +44,7 @@ pub enum Reply {
     Done { message: String },
     Users { users: Vec<UserLine> },
     Fsck(FsckSummary),
+    UpdateStatus { status: serde_json::Value },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,7 +81,18 @@ impl Request {
             Request::UserRemove { .. } => "user_remove",
             Request::Fsck { .. } => "fsck",
             Request::Gc => "gc",
+            Request::UpdateCheck => "update_check",
+            Request::UpdateInstall { .. } => "update_install",
+            Request::UpdateStatus => "update_status",
         }
+    }
+
+    /// Whether the update worker answers this request (not the store).
+    pub fn is_update(&self) -> bool {
+        matches!(
+            self,
+            Request::UpdateCheck | Request::UpdateInstall { .. } | Request::UpdateStatus
+        )
     }
 }
 
@@ -145,12 +164,16 @@ pub fn execute(store: &Store, request: Request) -> Result<Reply, StoreError> {
                 gc.bytes_reclaimed
             ))
         }
+        Request::UpdateCheck | Request::UpdateInstall { .. } | Request::UpdateStatus => {
+            done("updates go through the running daemon".into())
+        }
     }
 }
 
 /// Human-readable output of a reply.
 pub fn render(reply: &Reply) -> String {
     match reply {
+        Reply::UpdateStatus { status } => crate::update::render_status(status),
         Reply::Done { message } => message.clone(),
         Reply::Users { users } if users.is_empty() => "no users".to_owned(),
         Reply::Users { users } => users

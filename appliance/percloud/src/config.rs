@@ -34,6 +34,114 @@ pub struct Config {
     pub appliance: Option<ApplianceConfig>,
     #[serde(default)]
     pub remote: RemoteConfig,
+    /// Only on the appliance image: system updates (docs/update.md).
+    #[serde(default)]
+    pub update: Option<UpdateConfig>,
+}
+
+/// `[update]`: where the slots are, which bootloader picks them, whom to trust and where to
+/// look for new versions (docs/update.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConfig {
+    /// The board id bundles must name; default: `BOARD=` of the release file.
+    #[serde(default)]
+    pub board: Option<String>,
+    pub slot_a: PathBuf,
+    pub slot_b: PathBuf,
+    pub boot: BootBackend,
+    /// `boot = "grub"`: the environment block on the ESP.
+    #[serde(default)]
+    pub grubenv: Option<PathBuf>,
+    /// `boot = "tryboot"`: `autoboot.txt` on the Pi's first partition.
+    #[serde(default)]
+    pub autoboot: Option<PathBuf>,
+    /// `boot = "fake"`: the fake bootloader's file (tests).
+    #[serde(default)]
+    pub fake_state: Option<PathBuf>,
+    #[serde(default = "default_keyring")]
+    pub keyring: PathBuf,
+    /// The channel's `index.json`; empty: no channel (install from a file or URL only).
+    #[serde(default)]
+    pub channel: String,
+    /// A PEM file of extra roots to trust for the channel (a private CA); empty: none.
+    #[serde(default)]
+    pub channel_ca_file: String,
+    /// Install what the channel offers at this hour (0-23, local time is UTC on the box).
+    #[serde(default)]
+    pub auto_install_hour: Option<u8>,
+    /// How long the health gate may take after a trial boot.
+    #[serde(default = "default_gate_deadline_secs")]
+    pub gate_deadline_secs: u64,
+    /// The release file to read the running version from.
+    #[serde(default = "default_release_file")]
+    pub release_file: PathBuf,
+    /// The kernel command line to read the running slot from.
+    #[serde(default = "default_cmdline")]
+    pub cmdline: PathBuf,
+    /// Testing only: the health gate fails at this step (to exercise a rollback).
+    #[serde(default)]
+    pub gate_fail: Option<String>,
+}
+
+/// How the box picks the slot it boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BootBackend {
+    Grub,
+    Tryboot,
+    Fake,
+}
+
+fn default_keyring() -> PathBuf {
+    PathBuf::from("/etc/percloud/update-keys")
+}
+fn default_gate_deadline_secs() -> u64 {
+    300
+}
+fn default_release_file() -> PathBuf {
+    PathBuf::from(percloud_update::release::RELEASE_FILE)
+}
+fn default_cmdline() -> PathBuf {
+    PathBuf::from(percloud_update::boot::PROC_CMDLINE)
+}
+
+impl UpdateConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.slot_a == self.slot_b {
+            return Err("[update] slot_a and slot_b must differ".into());
+        }
+        let needed = match self.boot {
+            BootBackend::Grub => ("grubenv", self.grubenv.is_none()),
+            BootBackend::Tryboot => ("autoboot", self.autoboot.is_none()),
+            BootBackend::Fake => ("fake_state", self.fake_state.is_none()),
+        };
+        if needed.1 {
+            return Err(format!(
+                "[update] boot = {:?} needs `{}`",
+                self.boot, needed.0
+            ));
+        }
+        if self.auto_install_hour.is_some_and(|h| h > 23) {
+            return Err("[update] auto_install_hour must be 0-23".into());
+        }
+        let web_url = self.channel.starts_with("https://") || self.channel.starts_with("http://");
+        if !self.channel.is_empty() && !web_url {
+            return Err("[update] channel must be an http(s):// URL of an index.json".into());
+        }
+        if !(2..=3600).contains(&self.gate_deadline_secs) {
+            return Err("[update] gate_deadline_secs must be 2-3600".into());
+        }
+        if let Some(step) = &self.gate_fail
+            && !percloud_update::gate::STEPS.contains(&step.as_str())
+        {
+            return Err(format!(
+                "[update] gate_fail must name a gate step: {}",
+                percloud_update::gate::STEPS.join(", ")
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[remote]`: reaching the box from the internet (docs/remote-access.md). `enabled`,
@@ -229,6 +337,7 @@ impl Default for Config {
             discovery: DiscoveryConfig::default(),
             appliance: None,
             remote: RemoteConfig::default(),
+            update: None,
         }
     }
 }
@@ -287,6 +396,9 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         validate_hostname(&self.hostname)?;
         self.remote.validate()?;
+        if let Some(update) = &self.update {
+            update.validate()?;
+        }
         if let Some(appliance) = &self.appliance {
             appliance.validate()?;
         }
@@ -394,6 +506,40 @@ mod tests {
         assert!(parse("[remote]\nlease_secs = 5\n").is_err());
         assert!(parse("[remote]\ndomain = \"nodots\"\n").is_err());
         assert!(parse("[remote]\nigd_url = \"ftp://x\"\n").is_err());
+    }
+
+    #[test]
+    fn update_section() {
+        let config = parse("[update]\nslot_a = \"/dev/sda2\"\nslot_b = \"/dev/sda3\"\nboot = \"grub\"\ngrubenv = \"/boot/efi/EFI/BOOT/grubenv\"\nauto_install_hour = 3\n").expect("valid");
+        let update = config.update.expect("section");
+        assert_eq!(update.boot, BootBackend::Grub);
+        assert_eq!(update.keyring, PathBuf::from("/etc/percloud/update-keys"));
+        assert_eq!(update.gate_deadline_secs, 300);
+        assert_eq!(parse("").expect("valid").update, None);
+        let base = "[update]\nslot_a = \"/a\"\nslot_b = \"/b\"\n";
+        assert!(
+            parse(&format!("{base}boot = \"grub\"\n")).is_err(),
+            "grubenv needed"
+        );
+        assert!(parse(&format!("{base}boot = \"uboot\"\n")).is_err());
+        assert!(
+            parse(&format!(
+                "{base}boot = \"fake\"\nfake_state = \"/f\"\nauto_install_hour = 24\n"
+            ))
+            .is_err()
+        );
+        assert!(
+            parse(&format!(
+                "{base}boot = \"fake\"\nfake_state = \"/f\"\nchanel = \"x\"\n"
+            ))
+            .is_err()
+        );
+        assert!(
+            parse(
+                "[update]\nslot_a = \"/a\"\nslot_b = \"/a\"\nboot = \"fake\"\nfake_state = \"/f\"\n"
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -105,8 +105,13 @@ pub fn bind(data: &Path) -> Result<UnixListener, ControlError> {
     Ok(listener)
 }
 
-/// Answers control requests until `shutdown`.
-pub async fn serve(listener: UnixListener, store: Store, shutdown: CancellationToken) {
+/// Answers control requests until `shutdown`; update requests go to `updates`.
+pub async fn serve(
+    listener: UnixListener,
+    store: Store,
+    updates: Option<crate::update_worker::Updates>,
+    shutdown: CancellationToken,
+) {
     loop {
         let stream = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -119,15 +124,20 @@ pub async fn serve(listener: UnixListener, store: Store, shutdown: CancellationT
             },
         };
         let store = store.clone();
+        let updates = updates.clone();
         tokio::spawn(async move {
-            if let Err(error) = answer(stream, store).await {
+            if let Err(error) = answer(stream, store, updates).await {
                 tracing::warn!(%error, "control request failed");
             }
         });
     }
 }
 
-async fn answer(stream: tokio::net::UnixStream, store: Store) -> std::io::Result<()> {
+async fn answer(
+    stream: tokio::net::UnixStream,
+    store: Store,
+    updates: Option<crate::update_worker::Updates>,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     tokio::io::AsyncReadExt::take(tokio::io::BufReader::new(read), MAX_REQUEST_BYTES)
@@ -135,6 +145,16 @@ async fn answer(stream: tokio::net::UnixStream, store: Store) -> std::io::Result
         .await?;
     let answer = match serde_json::from_str::<Request>(&line) {
         Err(e) => Answer::Error(format!("malformed control request: {e}")),
+        Ok(request) if request.is_update() => {
+            tracing::info!(op = request.op(), "control request");
+            match updates {
+                Some(updates) => match crate::update::answer(&updates, request).await {
+                    Ok(reply) => Answer::Ok(reply),
+                    Err(message) => Answer::Error(message),
+                },
+                None => Answer::Error("updates are not set up on this box (no [update])".into()),
+            }
+        }
         Ok(request) => {
             tracing::info!(op = request.op(), "control request");
             match tokio::task::spawn_blocking(move || admin::execute(&store, request)).await {

@@ -12,6 +12,8 @@ mod password;
 mod remote;
 mod serve;
 mod update;
+mod update_gate;
+mod update_worker;
 mod workers;
 
 use std::path::Path;
@@ -93,6 +95,7 @@ fn run(cli: Cli, recent_logs: RecentLogs) -> Result<(), CliError> {
                 recent_logs,
                 appliance: config.appliance.clone(),
                 remote: config.remote.clone(),
+                update: config.update.clone(),
                 discovery: serve::DiscoveryChoice {
                     enabled: if args.no_discovery {
                         Some(false)
@@ -135,9 +138,20 @@ fn run(cli: Cli, recent_logs: RecentLogs) -> Result<(), CliError> {
             print_reply(&dispatch(&data, &store_options, Request::Gc)?);
             Ok(())
         }
-        Command::Update(_) => Err(CliError::Usage(
-            "percloud update check|install|status: not available yet".into(),
-        )),
+        Command::Update(command) => {
+            let request = update::request(command)?;
+            match control::send(&data, &request) {
+                Ok(reply) => {
+                    print_reply(&reply);
+                    Ok(())
+                }
+                Err(control::ControlError::NoDaemon(path)) => Err(CliError::Usage(format!(
+                    "no daemon listens on {}: updates go through `percloud serve`",
+                    path.display()
+                ))),
+                Err(error) => Err(error.into()),
+            }
+        }
         Command::Thumbnail { .. } => Err(CliError::Internal("thumbnail handled above".into())),
     }
 }

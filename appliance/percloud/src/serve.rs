@@ -37,6 +37,8 @@ pub struct ServeSettings {
     pub discovery: DiscoveryChoice,
     /// `[remote]` of the config file.
     pub remote: crate::config::RemoteConfig,
+    /// `[update]` of the config file: set only on the appliance image.
+    pub update: Option<crate::config::UpdateConfig>,
 }
 
 /// `[discovery]` and `--no-discovery`, merged.
@@ -64,6 +66,14 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
             .map_err(|e| CliError::Internal(e.to_string()))?
     };
     let link_key = data_dir::link_key(&settings.data)?;
+    // Before anything is served: is this a trial boot, or did a trial fail and come back?
+    let updates = match &settings.update {
+        Some(config) => Some(crate::update_worker::Updates::start(
+            config,
+            &settings.data,
+        )?),
+        None => None,
+    };
     if settings.appliance.is_some() {
         crate::appliance::prepare(&settings.data, &settings.hostname)?;
     }
@@ -131,6 +141,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
     })
     .map_err(|e| CliError::Internal(e.to_string()))?;
     app.discovery = Some(discovery.clone());
+    let announced = discovery.status().enabled.then(|| discovery.clone());
     let https_addr = bound
         .iter()
         .find(|(kind, _)| *kind == ListenerKind::Tls)
@@ -144,6 +155,9 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
         &mut workers,
     )?;
     app.remote = Some(remote);
+    app.updates = updates
+        .clone()
+        .map(|u| Arc::new(u) as Arc<dyn percloud_web::UpdateControl>);
     let server = Server::new(App::new(app), Some(tls.server_config()));
     workers.spawn("web", {
         let token = workers.token();
@@ -164,8 +178,27 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
     }
     workers.spawn(
         "control",
-        control::serve(control, store.clone(), workers.token()),
+        control::serve(control, store.clone(), updates.clone(), workers.token()),
     );
+    if let Some(updates) = updates {
+        let inputs = crate::update_gate::GateInputs {
+            data: settings.data.clone(),
+            store: store.clone(),
+            https: https_addr,
+            plain: bound
+                .iter()
+                .find(|(kind, _)| *kind == ListenerKind::Plain)
+                .map(|(_, addr)| *addr),
+            ca_pem: tls.ca_pem().to_owned(),
+            discovery: announced,
+            recent_logs: settings.recent_logs.clone(),
+            fail_step: updates.config().gate_fail.clone(),
+        };
+        workers.spawn(
+            "update",
+            crate::update_gate::run(updates, inputs, workers.token()),
+        );
+    }
     workers.spawn(
         "maintenance",
         maintenance(store.clone(), sessions, workers.token()),

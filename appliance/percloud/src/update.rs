@@ -99,3 +99,134 @@ impl From<UpdateError> for CliError {
         CliError::Update(error)
     }
 }
+
+/// The daemon's answer to an update request from the control socket.
+pub async fn answer(
+    updates: &crate::update_worker::Updates,
+    request: crate::admin::Request,
+) -> Result<crate::admin::Reply, String> {
+    use crate::admin::{Reply, Request};
+    match request {
+        Request::UpdateStatus => Ok(Reply::UpdateStatus {
+            status: updates.status_json(),
+        }),
+        Request::UpdateCheck => {
+            let checked = updates.check().await.map_err(|e| e.to_string())?;
+            Ok(Reply::Done {
+                message: match checked.available() {
+                    Some(entry) => format!(
+                        "{} is available ({} bytes): percloud update install {}",
+                        entry.version, entry.size, entry.url
+                    ),
+                    None => "this box runs the newest version its channel offers".into(),
+                },
+            })
+        }
+        Request::UpdateInstall { source, force } => {
+            let pending = updates.install_now(source, force).await?;
+            Ok(Reply::Done {
+                message: format!(
+                    "{} written to slot {}; restarting into it for a trial",
+                    pending.to_version, pending.to_slot
+                ),
+            })
+        }
+        _ => Err("not an update request".into()),
+    }
+}
+
+/// `percloud update status` for people.
+pub fn render_status(status: &serde_json::Value) -> String {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("?").to_owned();
+    let running = &status["running"];
+    let mut out = format!(
+        "running {} on slot {} ({}, boot: {}, {})",
+        text(&running["version"]),
+        text(&running["slot"]),
+        text(&running["board"]),
+        text(&status["boot"]["backend"]),
+        text(&status["boot"]["kind"]),
+    );
+    if let Some(report) = status["report"].as_str() {
+        out.push_str(&format!("\n{report}"));
+    }
+    let progress = &status["progress"];
+    if progress["phase"].as_str().is_some_and(|p| p != "idle") {
+        out.push_str(&format!(
+            "\nnow: {} {}/{} {}",
+            text(&progress["phase"]),
+            progress["done"],
+            progress["total"],
+            text(&progress["message"])
+        ));
+    }
+    if let Some(pending) = status["pending"].as_object() {
+        out.push_str(&format!(
+            "\npending: {} in slot {}, waiting for its trial boot",
+            pending["to_version"].as_str().unwrap_or("?"),
+            pending["to_slot"].as_str().unwrap_or("?")
+        ));
+    }
+    let history = status["history"].as_array().cloned().unwrap_or_default();
+    if history.is_empty() {
+        out.push_str("\nno updates yet");
+    }
+    for entry in history {
+        out.push_str(&format!(
+            "\n{}  {} -> {}  {}: {}",
+            utc(entry["at"].as_u64().unwrap_or(0)),
+            text(&entry["from_version"]),
+            text(&entry["to_version"]),
+            text(&entry["outcome"]),
+            text(&entry["message"])
+        ));
+        for line in entry["logs"].as_array().into_iter().flatten() {
+            out.push_str(&format!("\n    {}", line.as_str().unwrap_or("")));
+        }
+    }
+    out
+}
+
+/// The control request of a box command.
+pub fn request(command: UpdateCommand) -> Result<crate::admin::Request, CliError> {
+    use crate::admin::Request;
+    Ok(match command {
+        UpdateCommand::Check => Request::UpdateCheck,
+        UpdateCommand::Status => Request::UpdateStatus,
+        UpdateCommand::Install { source, force } => {
+            let source = if source.starts_with("https://") || source.starts_with("http://") {
+                source
+            } else {
+                // The daemon may run elsewhere in the file system's view: send a full path.
+                std::fs::canonicalize(&source)
+                    .map_err(|e| CliError::Usage(format!("{source}: {e}")))?
+                    .display()
+                    .to_string()
+            };
+            Request::UpdateInstall { source, force }
+        }
+        UpdateCommand::Keygen { .. }
+        | UpdateCommand::Pack { .. }
+        | UpdateCommand::Channel { .. } => {
+            return Err(CliError::Internal(
+                "a build-host command reached the box".into(),
+            ));
+        }
+    })
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+fn utc(secs: u64) -> String {
+    let Ok(at) = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(0)) else {
+        return secs.to_string();
+    };
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}

@@ -38,6 +38,8 @@ pub struct AppConfig {
     pub discovery: Option<percloud_discovery::Discovery>,
     /// Remote access (port mapping, public certificate); `None` when not wired (tests).
     pub remote: Option<Arc<dyn crate::RemoteAccess>>,
+    /// System updates; `None` when the box has no `[update]` (tests, development).
+    pub updates: Option<Arc<dyn crate::UpdateControl>>,
 }
 
 impl AppConfig {
@@ -54,6 +56,7 @@ impl AppConfig {
             thumbnailer: None,
             discovery: None,
             remote: None,
+            updates: None,
         }
     }
 }

@@ -31,6 +31,7 @@ mod responses;
 mod router;
 mod server;
 
+pub use api::update::{MAX_BUNDLE_BYTES, UpdateControl, UpdateFuture, UpdateRefused};
 pub use auth::Authenticator;
 pub use config::{AppConfig, TlsInfo};
 pub use error::WebError;

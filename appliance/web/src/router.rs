@@ -73,6 +73,7 @@ pub(crate) struct AppInner {
     pub thumbnailer: Option<percloud_thumbs::Thumbnailer>,
     pub discovery: Option<percloud_discovery::Discovery>,
     pub remote: Option<Arc<dyn crate::RemoteAccess>>,
+    pub updates: Option<Arc<dyn crate::UpdateControl>>,
 }
 
 impl App {
@@ -97,6 +98,7 @@ impl App {
                 thumbnailer: config.thumbnailer,
                 discovery: config.discovery,
                 remote: config.remote,
+                updates: config.updates,
             }),
         }
     }

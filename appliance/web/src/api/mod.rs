@@ -15,6 +15,7 @@ mod remote;
 mod shares;
 mod trash;
 mod tus;
+pub(crate) mod update;
 mod versions;
 mod zip;
 
@@ -127,6 +128,9 @@ async fn route(app: &AppInner, req: Request<ReqBody>, conn: ConnInfo) -> ApiResu
         (&Method::GET, ["discovery"]) => discovery::get(app, &ctx).await,
         (&Method::GET, ["remote"]) => remote::status(app, &ctx).await,
         (&Method::GET, ["admin", "phone-qr.svg"]) => discovery::phone_qr(app, &ctx, &query).await,
+        (_, ["admin", "update", rest @ ..]) => {
+            update::route(app, &ctx, &method, headers, &query, body, rest).await
+        }
         (_, ["admin", rest @ ..]) => admin::route(app, &ctx, &method, body, rest).await,
         _ => Err(ApiError::not_found()),
     }
