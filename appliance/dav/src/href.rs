@@ -135,6 +135,12 @@ pub(crate) fn url_path(url: &str) -> Result<&str, HrefError> {
     Ok(&path[..end])
 }
 
+/// The path part of a `Destination` (an absolute URL or path), without query or fragment;
+/// `None` when malformed.
+pub fn destination_path(url: &str) -> Option<&str> {
+    url_path(url).ok()
+}
+
 /// Decodes `%XX` escapes (and nothing else: `+` stays `+`) and checks the result is UTF-8.
 pub(crate) fn decode_segment(raw: &str) -> Result<String, HrefError> {
     let bytes = raw.as_bytes();

@@ -48,6 +48,7 @@ pub use checksum::{Announced, ChecksumError, Sha1};
 pub use get::file_response;
 pub use handler::DavHandler;
 pub use headers::oc_mtime;
+pub use href::destination_path;
 pub use props::content_type;
 pub use put::upload_reply;
 pub use status::status_for;

@@ -97,7 +97,7 @@ pub(super) async fn handle(app: &App, req: Request<ReqBody>, conn: ConnInfo) -> 
         }
         Space::Uploads => chunked::handle(app, &user, &files_prefix, target.rest, req).await,
         Space::Trashbin => trashbin::handle(app, &user, target.rest, req).await,
-        Space::Versions => versions::handle(app, &user, &files_prefix, target.rest, req).await,
+        Space::Versions => versions::handle(app, &user, target.rest, req).await,
     }
 }
 
