@@ -531,3 +531,51 @@ fn a_trial_that_fails_its_gate_returns_to_the_old_slot_which_says_why() {
     ran.expect_success("retry");
     daemon.stop();
 }
+
+#[test]
+fn a_trial_whose_percloud_cannot_start_is_reported_after_the_watchdog_reset() {
+    let bench = Bench::new();
+    let mut daemon = bench.start();
+    let bundle = bench.pack("percloud-x86-64-0.2.0.pcup", "x86-64", "0.2.0", None);
+    bench
+        .cli(&["update", "install", &bundle.display().to_string()])
+        .expect_success("install");
+    daemon.stop();
+
+    // The trial: this 0.2.0 cannot bind its HTTPS address (TEST-NET-1 is nobody's), so
+    // percloud stops before its gate; on the box the unfed watchdog then resets it.
+    bench.power_on();
+    bench.release("0.2.0");
+    let (data, config) = (bench.text("data"), bench.text("config.toml"));
+    let ran = percloud(
+        &[
+            "serve",
+            "--data",
+            &data,
+            "--config",
+            &config,
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-listen",
+            "192.0.2.1:9",
+            "--no-discovery",
+        ],
+        None,
+    );
+    assert_eq!(ran.code, Some(1), "{ran}");
+
+    // Reset: the fake firmware starts the default slot, a.
+    bench.power_on();
+    assert_eq!(bench.fake()["booted"], "a");
+    bench.release("0.1.0");
+    let mut daemon = bench.start();
+    let ran = bench.cli(&["update", "status"]);
+    assert!(
+        ran.stdout
+            .contains("Update to 0.2.0 failed at starting percloud: ")
+            && ran.stdout.contains("192.0.2.1:9")
+            && ran.stdout.contains("running 0.1.0 again"),
+        "{ran}"
+    );
+    daemon.stop();
+}

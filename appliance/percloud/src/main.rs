@@ -86,6 +86,8 @@ fn run(cli: Cli, recent_logs: RecentLogs) -> Result<(), CliError> {
             } else {
                 (config.listen.clone(), config.tls_listen.clone())
             };
+            let update_config = config.update.clone();
+            let trial_logs = recent_logs.clone();
             let settings = serve::ServeSettings {
                 data,
                 listen,
@@ -113,7 +115,12 @@ fn run(cli: Cli, recent_logs: RecentLogs) -> Result<(), CliError> {
                     what: "starting the async runtime".into(),
                     source,
                 })?;
-            runtime.block_on(serve::run(settings))
+            let data = settings.data.clone();
+            let outcome = runtime.block_on(serve::run(settings));
+            if let (Err(error), Some(config)) = (&outcome, &update_config) {
+                update::after_failed_start(config, &data, &error.to_string(), &trial_logs.lines());
+            }
+            outcome
         }
         Command::User(command) => {
             let request = user_request(command)?;

@@ -230,3 +230,24 @@ fn utc(secs: u64) -> String {
         at.second()
     )
 }
+
+/// The daemon stopped with an error: if this was a trial boot, leave the reason and the last
+/// log lines where the previous system will find them.
+pub fn after_failed_start(
+    config: &crate::config::UpdateConfig,
+    data: &Path,
+    error: &str,
+    logs: &[String],
+) {
+    let recorded = crate::update_worker::backend(config)
+        .map_err(|e| e.to_string())
+        .and_then(|boot| boot.running_slot().map_err(|e| e.to_string()))
+        .and_then(|running| {
+            let states = percloud_update::state::StateDir::new(data);
+            percloud_update::gate::record_start_failure(&states, running, error, logs)
+                .map_err(|e| e.to_string())
+        });
+    if let Err(reason) = recorded {
+        eprintln!("percloud: recording the failed start for the update history: {reason}");
+    }
+}

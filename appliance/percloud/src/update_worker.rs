@@ -99,7 +99,7 @@ fn now() -> u64 {
 }
 
 /// The backend `[update] boot` names.
-fn backend(config: &UpdateConfig) -> Result<Box<dyn BootControl>, CliError> {
+pub(crate) fn backend(config: &UpdateConfig) -> Result<Box<dyn BootControl>, CliError> {
     let system = SystemPaths {
         cmdline: config.cmdline.clone(),
         ..SystemPaths::default()

@@ -25,6 +25,9 @@ pub const STEPS: [&str; 4] = [
     "mDNS announced",
 ];
 
+/// The step before the gate: percloud starting (certificates, listeners).
+pub const STARTING: &str = "starting percloud";
+
 /// What this start is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootKind {
@@ -53,14 +56,22 @@ pub fn on_start(
         return Ok(BootKind::Normal);
     };
     if pending.to_slot == running {
-        let report = TrialReport {
-            attempt: pending.attempt.clone(),
-            version: pending.to_version.clone(),
-            current: Some("boot".into()),
-            updated_at: now(),
-            ..TrialReport::default()
-        };
-        states.save_trial(&report)?;
+        // init may restart a percloud that stopped during the trial: keep what the earlier
+        // start recorded (its failure and log lines) until something newer replaces it.
+        let earlier = states
+            .trial()
+            .ok()
+            .flatten()
+            .filter(|r| r.attempt == pending.attempt);
+        if earlier.is_none() {
+            states.save_trial(&TrialReport {
+                attempt: pending.attempt.clone(),
+                version: pending.to_version.clone(),
+                current: Some(STARTING.into()),
+                updated_at: now(),
+                ..TrialReport::default()
+            })?;
+        }
         return Ok(BootKind::Trial(pending));
     }
     let report = states
@@ -159,6 +170,33 @@ pub fn record_progress(
     } else {
         report.current = Some(step.to_owned());
     }
+    report.logs = tail(logs);
+    report.updated_at = now();
+    states.save_trial(&report)
+}
+
+/// percloud stopped with `reason` before its gate decided: on a trial boot, record it for
+/// the previous system to report (the watchdog, armed since early boot and no longer fed,
+/// resets the box into the previous slot).
+pub fn record_start_failure(
+    states: &StateDir,
+    running: Slot,
+    reason: &str,
+    logs: &[String],
+) -> Result<(), UpdateError> {
+    let Some(pending) = states.load()?.pending.filter(|p| p.to_slot == running) else {
+        return Ok(());
+    };
+    let mut report = states
+        .trial()?
+        .filter(|r| r.attempt == pending.attempt)
+        .unwrap_or_default();
+    report.attempt = pending.attempt;
+    report.version = pending.to_version;
+    if report.current.is_none() {
+        report.current = Some(STARTING.into());
+    }
+    report.failure = Some(reason.to_owned());
     report.logs = tail(logs);
     report.updated_at = now();
     states.save_trial(&report)
@@ -348,6 +386,41 @@ mod tests {
         assert_eq!(states.load().expect("state").pending, None);
         passed(&states, &boot, &BootKind::Normal, Slot::A).expect("normal gate");
         assert_eq!(boot.load().expect("load").default, Slot::A);
+    }
+
+    #[test]
+    fn a_trial_whose_percloud_cannot_start_is_reported_with_its_error() {
+        let (_dir, states, boot) = setup();
+        arm(&states, &boot);
+        reboot(&boot);
+        assert!(
+            on_start(&states, Slot::B, "0.2.0")
+                .expect("start")
+                .is_trial()
+        );
+        let logs = vec!["ERROR cannot bind 192.0.2.1:443".to_owned()];
+        record_start_failure(&states, Slot::B, "binding 192.0.2.1:443: refused", &logs)
+            .expect("record");
+        // init starts it again; the record stays.
+        assert!(
+            on_start(&states, Slot::B, "0.2.0")
+                .expect("start")
+                .is_trial()
+        );
+        // The watchdog resets the box; the bootloader returns to A.
+        reboot(&boot);
+        let BootKind::RolledBack(entry) = on_start(&states, Slot::A, "0.1.0").expect("start")
+        else {
+            panic!("expected a rollback");
+        };
+        assert_eq!(
+            entry.message,
+            "Update to 0.2.0 failed at starting percloud: binding 192.0.2.1:443: refused, running 0.1.0 again"
+        );
+        assert_eq!(entry.logs, logs);
+        // Not a trial: nothing is recorded.
+        record_start_failure(&states, Slot::A, "x", &[]).expect("no-op");
+        assert_eq!(states.trial().expect("read"), None);
     }
 
     #[test]
