@@ -90,10 +90,16 @@ impl Sha1 {
         self.0.update(data);
     }
 
-    /// 400 (nothing is stored) unless the digest is the announced one; the stored form.
-    pub fn verify(self, announced: &Announced) -> Result<String, ChecksumError> {
+    /// The digest, lowercase hex.
+    pub fn hex(self) -> String {
         let digest = self.0.finish();
-        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// An error (the request gets 400, nothing is stored) unless the digest is the announced
+    /// one; the form to store.
+    pub fn verify(self, announced: &Announced) -> Result<String, ChecksumError> {
+        let hex = self.hex();
         if hex != announced.hex {
             return Err(ChecksumError::Mismatch {
                 announced: announced.hex.clone(),
