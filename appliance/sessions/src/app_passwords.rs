@@ -8,6 +8,7 @@
 //! written at most once per [`APP_TOUCH_INTERVAL`], so a syncing device does not write the
 //! database on every request.
 
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use rand::Rng;
@@ -231,8 +232,17 @@ impl Sessions {
         self.revoke_app_passwords_where(|r| r.user_id == user_id)
     }
 
+    /// A number that changes whenever an app password is revoked: a cached check made under
+    /// the same generation is still true (read it before checking, compare before trusting).
+    pub fn app_password_generation(&self) -> u64 {
+        self.app_generation.load(Ordering::SeqCst)
+    }
+
     fn revoke_app_passwords_where(&self, matches: impl Fn(&AppRecord) -> bool) -> Result<u64> {
-        self.write("revoking app passwords", |tx| {
+        // Bumped before and after the write: a check that overlaps it never caches under a
+        // generation that outlives the revocation.
+        self.app_generation.fetch_add(1, Ordering::SeqCst);
+        let revoked = self.write("revoking app passwords", |tx| {
             let mut table = tx
                 .open_table(APP_PASSWORDS)
                 .map_err(db_err("opening app passwords"))?;
@@ -249,7 +259,9 @@ impl Sessions {
                     .map_err(db_err("removing from the app password index"))?;
             }
             Ok(doomed.len() as u64)
-        })
+        });
+        self.app_generation.fetch_add(1, Ordering::SeqCst);
+        revoked
     }
 }
 

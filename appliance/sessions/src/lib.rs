@@ -88,6 +88,8 @@ pub struct NewSession<'a> {
 #[derive(Debug)]
 pub struct Sessions {
     db: Database,
+    /// Bumped whenever an app password is revoked, so callers may cache checks safely.
+    app_generation: std::sync::atomic::AtomicU64,
 }
 
 impl Sessions {
@@ -97,7 +99,10 @@ impl Sessions {
             path: path.to_owned(),
             detail: e.to_string(),
         })?;
-        let sessions = Sessions { db };
+        let sessions = Sessions {
+            db,
+            app_generation: std::sync::atomic::AtomicU64::new(0),
+        };
         sessions.write("creating tables", |tx| {
             tx.open_table(SESSIONS)
                 .map_err(db_err("opening sessions"))?;

@@ -293,3 +293,18 @@ fn app_passwords_per_user_are_capped() {
         .create_app_password(device(2, "d"), at(1))
         .expect("another user");
 }
+
+#[test]
+fn revoking_an_app_password_changes_the_generation() {
+    let (_dir, sessions) = open();
+    let (_, app) = sessions
+        .create_app_password(device(1, "d"), at(1))
+        .expect("create");
+    let before = sessions.app_password_generation();
+    sessions.check_app_password("x", at(2)).expect("check");
+    assert_eq!(sessions.app_password_generation(), before, "checks do not change it");
+    assert!(!sessions.revoke_app_password(2, app.id).expect("revoke"));
+    let after_nothing = sessions.app_password_generation();
+    assert!(sessions.revoke_app_password(1, app.id).expect("revoke"));
+    assert!(sessions.app_password_generation() > after_nothing);
+}

@@ -2,8 +2,9 @@
 //! sign-in of the web pages go through the same check and the same throttle.
 //!
 //! Basic credentials (devices: WebDAV, the Nextcloud apps) may carry an app password instead
-//! of the account password (`percloud_sessions::AppPassword`). Those are looked up by digest
-//! on every request, never cached here, so revoking one stops its device at the next request.
+//! of the account password (`percloud_sessions::AppPassword`). Those are looked up by digest;
+//! a check is remembered only until any app password is revoked (the session database's
+//! generation changes), so revoking one stops its device at the next request.
 //! The web pages' sign-in and password confirmations ([`Authenticator::sign_in`]) accept only
 //! the account password: an app password cannot open a browser session or change a password.
 //!
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use base64::Engine as _;
 use http::{HeaderMap, header};
 use percloud_accounts::{AccountThrottle, LoginThrottle, ThrottleConfig};
-use percloud_sessions::{AppPassword, Sessions, looks_like_app_password};
+use percloud_sessions::{APP_TOUCH_INTERVAL, AppPassword, Sessions, looks_like_app_password};
 use percloud_store::{Store, User};
 
 /// How long a verified credential is trusted without running argon2 again.
@@ -40,6 +41,14 @@ pub enum AuthOutcome {
     Throttled(Duration),
 }
 
+/// An app password checked recently, trusted while `generation` is the session database's.
+#[derive(Debug)]
+struct KnownApp {
+    app: AppPassword,
+    generation: u64,
+    expires: Instant,
+}
+
 #[derive(Debug)]
 struct Verified {
     digest: blake3::Hash,
@@ -55,6 +64,7 @@ pub struct Authenticator {
     throttle: LoginThrottle,
     accounts: AccountThrottle,
     verified: Mutex<HashMap<String, Verified>>,
+    known_apps: Mutex<HashMap<[u8; 32], KnownApp>>,
     cache_key: [u8; 32],
 }
 
@@ -66,6 +76,7 @@ impl Authenticator {
             throttle: LoginThrottle::new(ThrottleConfig::default()),
             accounts: AccountThrottle::new(ThrottleConfig::default()),
             verified: Mutex::new(HashMap::new()),
+            known_apps: Mutex::new(HashMap::new()),
             cache_key: rand::random(),
         }
     }
@@ -145,22 +156,63 @@ impl Authenticator {
     /// The user and app password behind `name`:`password`, if `password` is a live app
     /// password of the existing account `name` (a removed and recreated account has a new id,
     /// so the old account's passwords do not carry over).
+    ///
+    /// A check is remembered (keyed digest, as for account passwords) while no app password
+    /// has been revoked since and for at most [`APP_TOUCH_INTERVAL`], so a syncing device
+    /// costs no database read per request, a revocation still stops it at once, and its last
+    /// use is still recorded.
     async fn app_password(&self, name: &str, password: &str) -> Option<(User, AppPassword)> {
-        let (sessions, store) = (self.sessions.clone(), self.store.clone());
-        let (name, password) = (name.to_owned(), password.to_owned());
+        let key = *self.digest(name, password).as_bytes();
+        // Read before the check, compared before trusting (see `app_password_generation`).
+        let generation = self.sessions.app_password_generation();
+        let cached = self.known_apps.lock().ok().and_then(|known| {
+            known
+                .get(&key)
+                .filter(|k| k.generation == generation && k.expires > Instant::now())
+                .map(|k| k.app.clone())
+        });
+        let app = match cached {
+            Some(app) => app,
+            None => {
+                let app = self.check_app_password(name, password).await?;
+                if let Ok(mut known) = self.known_apps.lock() {
+                    if known.len() >= VERIFIED_CAP {
+                        known.clear();
+                    }
+                    let expires = Instant::now() + APP_TOUCH_INTERVAL;
+                    known.insert(
+                        key,
+                        KnownApp {
+                            app: app.clone(),
+                            generation,
+                            expires,
+                        },
+                    );
+                }
+                app
+            }
+        };
+        // The account must still be the one the password was made for, on every request.
+        match self.store.user(name) {
+            Ok(Some(user)) if user.id == app.user_id => Some((user, app)),
+            Ok(_) => None,
+            Err(error) => {
+                tracing::error!(%error, "reading the user record failed");
+                None
+            }
+        }
+    }
+
+    /// Looks `password` up in the session database: an app password of account `name`?
+    async fn check_app_password(&self, name: &str, password: &str) -> Option<AppPassword> {
+        let sessions = self.sessions.clone();
+        let password = password.to_owned();
         let found = tokio::task::spawn_blocking(move || {
-            let app = sessions
-                .check_app_password(&password, SystemTime::now())
-                .map_err(|e| e.to_string())?;
-            let Some(app) = app.filter(|a| a.user_name == name) else {
-                return Ok(None);
-            };
-            let user = store.user(&name).map_err(|e| e.to_string())?;
-            Ok::<_, String>(user.filter(|u| u.id == app.user_id).map(|u| (u, app)))
+            sessions.check_app_password(&password, SystemTime::now())
         })
         .await;
         match found {
-            Ok(Ok(found)) => found,
+            Ok(Ok(app)) => app.filter(|a| a.user_name == name),
             Ok(Err(error)) => {
                 tracing::error!(%error, "checking an app password failed");
                 None
