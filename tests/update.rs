@@ -465,6 +465,10 @@ fn an_installed_update_boots_on_trial_and_the_gate_commits_it() {
 fn a_trial_that_fails_its_gate_returns_to_the_old_slot_which_says_why() {
     let bench = Bench::new();
     let mut daemon = bench.start();
+    Owner::claim(&daemon);
+    daemon
+        .dav(OWNER, PASSWORD)
+        .put_ok("/by-0.1.0.txt", b"written before the update");
     let bundle = bench.pack("percloud-x86-64-0.2.0.pcup", "x86-64", "0.2.0", None);
     let ran = bench.cli(&["update", "install", &bundle.display().to_string()]);
     ran.expect_success("install through the CLI");
@@ -480,6 +484,10 @@ fn a_trial_that_fails_its_gate_returns_to_the_old_slot_which_says_why() {
     bench.release("0.2.0");
     bench.config(Some("HTTPS answering"));
     let mut daemon = bench.start();
+    // The new system serves while its gate runs: what it writes must survive the rollback.
+    daemon
+        .dav(OWNER, PASSWORD)
+        .put_ok("/by-0.2.0.txt", b"written during the trial");
     let rebooted = wait_until(Duration::from_secs(30), || bench.fake()["reboots"] == 2);
     assert!(rebooted, "the failed trial reboots\n{}", daemon.log());
     let fake = bench.fake();
@@ -507,7 +515,11 @@ fn a_trial_that_fails_its_gate_returns_to_the_old_slot_which_says_why() {
         ran.stdout.contains("health gate"),
         "the trial's log lines: {ran}"
     );
-    let owner = Owner::claim(&daemon);
+    let dav = daemon.dav(OWNER, PASSWORD);
+    assert_eq!(dav.get_ok("/by-0.1.0.txt"), b"written before the update");
+    assert_eq!(dav.get_ok("/by-0.2.0.txt"), b"written during the trial");
+    percloud_system_tests::fsck_clean(daemon.data(), "after the rollback");
+    let owner = Owner::login(&daemon);
     let status = owner.status(&daemon);
     assert_eq!(status["running"]["slot"], "a");
     assert!(
