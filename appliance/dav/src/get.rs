@@ -118,6 +118,14 @@ fn validators(headers: &mut http::HeaderMap, entry: &Entry) {
     if let Ok(date) = HeaderValue::from_str(&rfc1123(entry.mtime)) {
         headers.insert(header::LAST_MODIFIED, date);
     }
+    // The Nextcloud and ownCloud clients check a download against it.
+    if let Some(sum) = entry
+        .checksum
+        .as_deref()
+        .and_then(|s| HeaderValue::from_str(s).ok())
+    {
+        headers.insert("oc-checksum", sum);
+    }
 }
 
 fn serve_file(req: &Req, reader: FileReader, head: bool) -> Result<Response<DavBody>, DavError> {

@@ -46,7 +46,9 @@ async fn checksums_are_verified_kept_and_reported() {
         .send("PUT", "/dav/new.txt", &[("oc-checksum", &bad)], "damaged")
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(dav.get("/dav/a.txt").await.text(), "hello world");
+    let got = dav.get("/dav/a.txt").await;
+    assert_eq!(got.text(), "hello world");
+    assert_eq!(got.header("oc-checksum"), Some(good.as_str()));
     assert_eq!(dav.get("/dav/new.txt").await.status, StatusCode::NOT_FOUND);
     // Also when the body streams (no Content-Length, large).
     let big = Bytes::from(vec![7u8; 600 * 1024]);

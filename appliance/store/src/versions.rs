@@ -240,6 +240,7 @@ pub(crate) fn open(
             e.etag = file_etag(&rec.hash, rec.mtime, version);
             e.content_hash = Some(rec.hash);
             e.version = Some(version);
+            e.checksum = rec.checksum;
         }
         Ok((e, chunk_list(&t.version_chunks, id, version)?))
     })?;
