@@ -4,6 +4,7 @@ import { get, post, put, del } from './api.js';
 import { h, replace, field, fail, say, formDialog, confirmDialog, fmtSize, fmtDate, fmtDuration } from './ui.js';
 import { networkSections } from './network.js';
 import { remoteSection } from './remote.js';
+import { updatesSection } from './updates.js';
 
 let fsckTimer = 0;
 
@@ -25,7 +26,8 @@ export async function showAdmin(ctx) {
         h('h2', { id: 'system-h', class: 'grow' }, 'System'),
         h('button', { type: 'button', onclick: () => loadSystem().catch(fail) }, 'Refresh')), system),
       network.sections,
-      remoteSection()));
+      remoteSection(),
+      updatesSection()));
 
   async function loadUsers() {
     const list = (await get('/api/admin/users')).users;

@@ -48,6 +48,7 @@ assets! {
     "admin.js" => JS,
     "network.js" => JS,
     "remote.js" => JS,
+    "updates.js" => JS,
     "settings.js" => JS,
     "devices.js" => JS,
     "share.js" => JS,
