@@ -272,8 +272,8 @@ fn warn_about_plain_network_listeners(bound: &[(ListenerKind, SocketAddr)]) {
     }
 }
 
-/// Expires old versions, trash, idle resumable uploads and idle sessions, then reclaims
-/// space, once an interval.
+/// Expires old versions, trash, idle resumable uploads and idle sessions, drops the sign-ins
+/// of removed accounts, then reclaims space, once an interval.
 async fn maintenance(
     store: Store,
     sessions: Arc<Sessions>,
@@ -297,6 +297,19 @@ async fn maintenance(
             }
             if let Err(error) = sessions.purge_expired(now) {
                 tracing::error!(%error, "expiring sessions failed");
+            }
+            // Accounts removed from the command line leave their sessions and app passwords
+            // behind (inert: the ids no longer match); drop them.
+            let live = store
+                .users()
+                .map(|users| users.iter().map(|u| u.id).collect::<Vec<_>>());
+            match live.map(|live| sessions.forget_users_except(&live)) {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(revoked = n, "sign-ins of removed accounts dropped"),
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "dropping removed accounts' sign-ins failed")
+                }
+                Err(error) => tracing::error!(%error, "listing accounts failed"),
             }
             let expired = store.expire(now)?;
             let gc = store.gc()?;

@@ -238,7 +238,10 @@ impl Sessions {
         self.app_generation.load(Ordering::SeqCst)
     }
 
-    fn revoke_app_passwords_where(&self, matches: impl Fn(&AppRecord) -> bool) -> Result<u64> {
+    pub(crate) fn revoke_app_passwords_where(
+        &self,
+        matches: impl Fn(&AppRecord) -> bool,
+    ) -> Result<u64> {
         // Bumped before and after the write: a check that overlaps it never caches under a
         // generation that outlives the revocation.
         self.app_generation.fetch_add(1, Ordering::SeqCst);
@@ -278,10 +281,10 @@ fn records(table: &impl ReadableTable<u64, &'static [u8]>) -> Result<Vec<AppReco
 const APP_FORMAT_V1: u8 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct AppRecord {
+pub(crate) struct AppRecord {
     id: u64,
     hash: [u8; 32],
-    user_id: u64,
+    pub(crate) user_id: u64,
     user_name: String,
     name: String,
     created: u64,

@@ -267,6 +267,14 @@ impl Sessions {
         Ok(sessions + self.revoke_user_app_passwords(user_id)?)
     }
 
+    /// Ends the sessions and revokes the app passwords of every user not in `live` (accounts
+    /// removed behind the web pages' back, e.g. from the command line); returns how many went.
+    pub fn forget_users_except(&self, live: &[u64]) -> Result<u64> {
+        let sessions = self.revoke_where(|r| !live.contains(&r.user_id))?;
+        let apps = self.revoke_app_passwords_where(|r| !live.contains(&r.user_id))?;
+        Ok(sessions + apps)
+    }
+
     /// Removes sessions idle past [`IDLE_EXPIRY`] at `now`; returns how many.
     pub fn purge_expired(&self, now: SystemTime) -> Result<u64> {
         let now = unix(now);

@@ -302,9 +302,41 @@ fn revoking_an_app_password_changes_the_generation() {
         .expect("create");
     let before = sessions.app_password_generation();
     sessions.check_app_password("x", at(2)).expect("check");
-    assert_eq!(sessions.app_password_generation(), before, "checks do not change it");
+    assert_eq!(
+        sessions.app_password_generation(),
+        before,
+        "checks do not change it"
+    );
     assert!(!sessions.revoke_app_password(2, app.id).expect("revoke"));
     let after_nothing = sessions.app_password_generation();
     assert!(sessions.revoke_app_password(1, app.id).expect("revoke"));
     assert!(sessions.app_password_generation() > after_nothing);
+}
+
+#[test]
+fn users_gone_lose_their_sessions_and_app_passwords() {
+    let (_dir, sessions) = open();
+    let (kept, _) = sessions.create(new(1), at(1)).expect("session");
+    let (gone, _) = sessions.create(new(2), at(1)).expect("session");
+    let (kept_pw, _) = sessions
+        .create_app_password(device(1, "d"), at(1))
+        .expect("create");
+    let (gone_pw, _) = sessions
+        .create_app_password(device(2, "d"), at(1))
+        .expect("create");
+    assert_eq!(sessions.forget_users_except(&[1]).expect("forget"), 2);
+    assert!(sessions.lookup(&kept, at(2)).expect("lookup").is_some());
+    assert!(sessions.lookup(&gone, at(2)).expect("lookup").is_none());
+    assert!(
+        sessions
+            .check_app_password(&kept_pw, at(2))
+            .expect("check")
+            .is_some()
+    );
+    assert!(
+        sessions
+            .check_app_password(&gone_pw, at(2))
+            .expect("check")
+            .is_none()
+    );
 }
