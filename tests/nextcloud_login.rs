@@ -4,9 +4,14 @@
 //! then public links through the OCS share API and a download through the resulting link.
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use base64::Engine as _;
-use percloud_system_tests::{Daemon, PASSWORD, Response, add_user, request_raw, temp_dir};
+use percloud_system_tests::{
+    Daemon, PASSWORD, Ran, Response, add_user, request_raw, run_bounded, temp_dir,
+};
 use serde_json::{Value, json};
 
 const DESKTOP_UA: &str = "Mozilla/5.0 (Linux) mirall/3.7.3 (Nextcloud, debian-6.1.0-13-amd64 ClientArchitecture: x86_64 OsArchitecture: x86_64)";
@@ -91,6 +96,19 @@ fn poll(addr: SocketAddr, endpoint: &str, token: &str) -> Response {
         ],
         format!("token={token}").as_bytes(),
     )
+}
+
+/// One `nextcloudcmd` run as alice with `password`, syncing `home`/sync, bounded in time.
+fn nextcloudcmd(addr: SocketAddr, password: &str, home: &Path) -> Ran {
+    let local = home.join("sync");
+    std::fs::create_dir_all(&local).expect("sync folder");
+    let mut command = Command::new("nextcloudcmd");
+    command
+        .args(["--non-interactive", "-u", "alice", "-p", password])
+        .arg(&local)
+        .arg(format!("http://{addr}"))
+        .env("HOME", home);
+    run_bounded(command, None, Duration::from_secs(120))
 }
 
 fn dav_status(addr: SocketAddr, auth: &str, method: &str, path: &str, body: &[u8]) -> u16 {
@@ -203,6 +221,12 @@ fn login_flow_v2_issues_an_app_password_that_works_until_revoked() {
         .status
     };
     assert_eq!(propfind(&device), 207);
+    // …and Debian's real Nextcloud client syncs with it.
+    let client_home = temp_dir("nc-login-client");
+    nextcloudcmd(addr, &app_password, client_home.path())
+        .expect_success("nextcloudcmd with the app password");
+    let local = std::fs::read(client_home.path().join("sync/from-phone.txt")).expect("synced");
+    assert_eq!(local, b"hello");
     // …but not for another account's name, nor to sign in to the web pages.
     assert_eq!(
         dav_status(addr, &basic("bob", &app_password), "GET", "/dav/", b""),
@@ -252,6 +276,12 @@ fn login_flow_v2_issues_an_app_password_that_works_until_revoked() {
         "a revoked app password stops at once"
     );
     assert_eq!(propfind(&device), 401);
+    let refused = nextcloudcmd(addr, &app_password, client_home.path());
+    assert_ne!(
+        refused.code,
+        Some(0),
+        "the real client is refused too\n{refused}"
+    );
     assert_eq!(browser.call("DELETE", &revoke, None, true).status, 404);
 
     // The desktop client's upgrade path: the account password buys an app password…
