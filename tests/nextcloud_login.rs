@@ -176,6 +176,7 @@ fn login_flow_v2_issues_an_app_password_that_works_until_revoked() {
         json_of(&pending)["device"],
         "Nextcloud desktop client (Linux)"
     );
+    assert_eq!(json_of(&pending)["address"], "127.0.0.1");
     let grant = format!("/api/login-flow/{login_token}/grant");
     assert_eq!(browser.call("POST", &grant, None, false).status, 403);
     assert_eq!(poll(addr, &endpoint, poll_token).status, 404);

@@ -39,6 +39,9 @@ pub struct StartedFlow {
 pub struct PendingFlow {
     /// The device's name, from its User-Agent.
     pub device: String,
+    /// The address the device asked from, so the user can tell a device of theirs from a
+    /// stranger's request (the name comes from the device and proves nothing).
+    pub address: String,
     /// Whether someone already granted it (the device has not collected yet).
     pub granted: bool,
     /// Time left before it expires.
@@ -155,6 +158,7 @@ impl LoginFlows {
         let flow = table.live_by_login(login_token, now)?;
         Some(PendingFlow {
             device: flow.device.clone(),
+            address: flow.address.clone(),
             granted: flow.granted.is_some(),
             expires_in: flow.expires.saturating_duration_since(now),
         })
@@ -225,6 +229,7 @@ mod tests {
         assert_eq!(flows.poll(&f.poll_token, t0), None, "not granted yet");
         let pending = flows.pending(&f.login_token, t0).expect("pending");
         assert_eq!(pending.device, "Nextcloud Android");
+        assert_eq!(pending.address, "10.0.0.2");
         assert!(!pending.granted);
         // The login token cannot collect, nor can the poll token grant.
         assert!(!flows.grant(&f.poll_token, 1, "alice", t0));

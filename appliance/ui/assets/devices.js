@@ -29,6 +29,7 @@ export async function showGrant(ctx, token) {
   replace(card,
     h('h1', {}, 'Connect a device'),
     h('p', {}, 'Grant access to ', h('strong', { id: 'grant-device' }, flow.device), '?'),
+    h('p', { class: 'muted' }, `Asked from ${flow.address}. Grant it only if you just started signing in on that device.`),
     h('p', {}, `It will see and change all files of ${ctx.state.user.name}. It signs in with a password of its own, which you can revoke in Settings › Devices at any time.`),
     h('form', { onsubmit: async (ev) => {
       ev.preventDefault();

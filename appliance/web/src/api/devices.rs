@@ -78,6 +78,7 @@ pub(crate) fn flow(app: &AppInner, token: &str) -> ApiResult {
         .ok_or_else(flow_gone)?;
     ok(&json!({
         "device": pending.device,
+        "address": pending.address,
         "granted": pending.granted,
         "expires_in": pending.expires_in.as_secs(),
     }))
