@@ -58,6 +58,8 @@ def dns_responder(sock):
 
 
 def start_chronyd(run):
+    if not shutil.which("chronyd"):
+        boot_test.fail("chronyd is missing: install the Debian package chrony")
     conf = os.path.join(run, "chrony.conf")
     with open(conf, "w") as f:
         f.write("port 123\nbindaddress 127.0.0.1\nallow 127.0.0.1\nlocal stratum 7\n"
