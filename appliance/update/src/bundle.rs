@@ -356,3 +356,92 @@ impl<R: Read> Read for HashingReader<R> {
 pub fn file_digest(path: &Path) -> Result<(u64, String), UpdateError> {
     hash_file(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::generate;
+
+    fn bundle(dir: &Path) -> (PathBuf, Keyring) {
+        let key_path = dir.join("k.key");
+        generate(&key_path).expect("keygen");
+        let key = SigningKey::load(&key_path).expect("key");
+        let mut keyring = Keyring::default();
+        keyring.add_entries(&key.keyring_entry()).expect("entry");
+        let payload = dir.join("slot.img");
+        let content: Vec<u8> = (0..200_000u32).map(|i| (i * 7 / 13) as u8).collect();
+        std::fs::write(&payload, content).expect("payload");
+        let out = dir.join("b.pcup");
+        pack(
+            &key,
+            &PackRequest {
+                board: "x86-64".into(),
+                version: "1.0.0".into(),
+                min_version: None,
+                created: 0,
+                payload,
+                out: out.clone(),
+            },
+        )
+        .expect("pack");
+        (out, keyring)
+    }
+
+    fn accepted(path: &Path, keyring: &Keyring) -> bool {
+        VerifiedBundle::open(path, keyring).is_ok_and(|b| b.verify_payload(&mut |_| {}).is_ok())
+    }
+
+    /// Every single-bit change anywhere in the header, and a sample across the payload, is
+    /// refused; so is every truncation tried. None of it panics.
+    #[test]
+    fn any_altered_byte_or_length_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, keyring) = bundle(dir.path());
+        assert!(accepted(&path, &keyring));
+        let original = std::fs::read(&path).expect("read");
+        let framing = read_framing(&path).expect("framing");
+        let header = framing.payload_offset as usize;
+        let altered = dir.path().join("altered.pcup");
+        let payload_sample = (header..original.len()).step_by(997);
+        for at in (0..header).chain(payload_sample) {
+            for bit in [0x01u8, 0x80] {
+                let mut bytes = original.clone();
+                bytes[at] ^= bit;
+                std::fs::write(&altered, &bytes).expect("write");
+                assert!(
+                    !accepted(&altered, &keyring),
+                    "bit {bit:#x} of byte {at} accepted"
+                );
+            }
+        }
+        for len in (0..original.len())
+            .step_by(4099)
+            .chain([original.len() - 1])
+        {
+            std::fs::write(&altered, &original[..len]).expect("write");
+            assert!(
+                !accepted(&altered, &keyring),
+                "truncation to {len} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn payload_bytes_survive_the_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, keyring) = bundle(dir.path());
+        let verified = VerifiedBundle::open(&path, &keyring).expect("open");
+        let mut out = Vec::new();
+        verified
+            .payload_reader()
+            .expect("reader")
+            .read_to_end(&mut out)
+            .expect("read");
+        assert_eq!(
+            out,
+            std::fs::read(dir.path().join("slot.img")).expect("payload")
+        );
+        let (manifest, key_id) = inspect(&path).expect("inspect");
+        assert_eq!((manifest, key_id), (verified.manifest, verified.key_id));
+    }
+}
