@@ -21,7 +21,7 @@ use http::{HeaderMap, Method, Request, StatusCode, header};
 use percloud_sessions::NewAppPassword;
 use serde_json::json;
 
-use super::shares::ocs_reply::Ocs;
+use super::shares::ocs_reply::{Ocs, ocs_tail};
 use crate::auth::AuthOutcome;
 use crate::json::{ApiError, ReqBody, Resp, blocking, json, read_form};
 use crate::router::{App, AppInner, ConnInfo, strip_port};
@@ -37,11 +37,6 @@ pub(super) fn claims(path: &str) -> bool {
             ocs_tail(path),
             Some("core/getapppassword" | "core/apppassword")
         )
-}
-
-fn ocs_tail(path: &str) -> Option<&str> {
-    path.strip_prefix("/ocs/v2.php/")
-        .or_else(|| path.strip_prefix("/ocs/v1.php/"))
 }
 
 pub(super) async fn handle(app: &App, req: Request<ReqBody>, conn: ConnInfo) -> Resp {

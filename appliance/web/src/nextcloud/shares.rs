@@ -19,7 +19,7 @@ use percloud_accounts::hash_password;
 use percloud_store::{NewShare, Share, ShareMode, Store, User};
 use serde_json::{Value, json};
 
-use self::ocs_reply::Ocs;
+use self::ocs_reply::{Ocs, ocs_tail};
 use crate::auth::AuthOutcome;
 use crate::json::{ApiError, ReqBody, Resp, blocking, is_json, read_form, read_json, store_path};
 use crate::links::LinkKeys;
@@ -41,11 +41,6 @@ const PASSWORD_SET: &str = "***redacted***";
 pub(super) fn claims(path: &str) -> bool {
     ocs_tail(path)
         .is_some_and(|tail| tail == SHARES || tail.starts_with("apps/files_sharing/api/v1/shares/"))
-}
-
-fn ocs_tail(path: &str) -> Option<&str> {
-    path.strip_prefix("/ocs/v2.php/")
-        .or_else(|| path.strip_prefix("/ocs/v1.php/"))
 }
 
 pub(super) async fn handle(app: &App, req: Request<ReqBody>, conn: ConnInfo) -> Resp {

@@ -10,6 +10,12 @@ use serde_json::{Value, json};
 
 use crate::json::Resp;
 
+/// What follows `/ocs/v1.php/` or `/ocs/v2.php/` in `path` (`cloud/capabilities`), if either.
+pub(in crate::nextcloud) fn ocs_tail(path: &str) -> Option<&str> {
+    path.strip_prefix("/ocs/v2.php/")
+        .or_else(|| path.strip_prefix("/ocs/v1.php/"))
+}
+
 /// How the client wants its OCS answers.
 #[derive(Debug, Clone, Copy)]
 pub(in crate::nextcloud) struct Ocs {
