@@ -446,7 +446,41 @@ fn large_file_by_chunking_v2_and_an_interrupted_upload_resumes() {
         (size >> 20) as f64 / took.as_secs_f64()
     );
 
-    // 2. Another one, the client killed mid-upload, then run again.
+    // 2. The same file changed: assembled over the old version (the client's MOVE carries an
+    // `If` with the ETag it knows), both versions kept.
+    let changed = write_random_file(&mut rng, &local.join("big file.bin"), size - 12_345);
+    client.sync(&local, &env_refs(&env));
+    assert_eq!(blake3::hash(&dav.get_ok("big file.bin")), changed);
+    let versions = dav
+        .raw(
+            "PROPFIND",
+            &format!("/remote.php/dav/files/{USER}/big%20file.bin"),
+            &[("Depth", "0")],
+            br#"<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><oc:fileid/></d:prop></d:propfind>"#,
+        )
+        .expect("PROPFIND");
+    let text = versions.text();
+    let file_id = text
+        .split("<oc:fileid>")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .expect("a file id");
+    let listing = dav
+        .raw(
+            "PROPFIND",
+            &format!("/remote.php/dav/versions/{USER}/versions/{file_id}"),
+            &[("Depth", "1")],
+            b"",
+        )
+        .expect("PROPFIND versions");
+    assert_eq!(listing.status, 207, "{listing}");
+    assert_eq!(
+        listing.text().matches("<d:href>").count(),
+        2,
+        "one older version\n{listing}"
+    );
+
+    // 3. Another one, the client killed mid-upload, then run again.
     let second = write_random_file(&mut rng, &local.join("second.bin"), size);
     let mark = log_len(&the_box.daemon);
     let limit = pick("20000", "8000");

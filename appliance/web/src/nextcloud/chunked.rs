@@ -497,7 +497,9 @@ async fn assemble(
             precondition,
             checksum,
         };
-        Ok(store.commit_staged(uid, info.id, &target, &options)?)
+        let outcome = store.commit_staged(uid, info.id, &target, &options)?;
+        take_hasher(&store, info.id, info.offset);
+        Ok(outcome)
     })
     .await?;
     tracing::debug!(upload = %tid, size = outcome.entry.size, "chunked upload assembled");
