@@ -591,3 +591,26 @@ fn a_trial_whose_percloud_cannot_start_is_reported_after_the_watchdog_reset() {
     );
     daemon.stop();
 }
+
+#[test]
+fn a_broken_update_setup_does_not_stop_the_box_from_serving() {
+    let bench = Bench::new();
+    // GRUB named, but no environment block and no percloud.slot= on this kernel's command line.
+    let text = format!(
+        "[update]\nslot_a = {:?}\nslot_b = {:?}\nboot = \"grub\"\ngrubenv = \"/nonexistent/grubenv\"\nrelease_file = {:?}\n",
+        bench.text("slot-a"),
+        bench.text("slot-b"),
+        bench.text("release"),
+    );
+    std::fs::write(bench.path("config.toml"), text).expect("config");
+    let mut daemon = bench.start();
+    let ran = bench.cli(&["update", "status"]);
+    assert_eq!(ran.code, Some(1), "{ran}");
+    assert!(ran.stderr.contains("updates are not set up"), "{ran}");
+    assert!(
+        daemon.log().contains("updates are unavailable"),
+        "{}",
+        daemon.log()
+    );
+    daemon.stop();
+}

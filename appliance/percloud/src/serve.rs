@@ -67,13 +67,12 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
     };
     let link_key = data_dir::link_key(&settings.data)?;
     // Before anything is served: is this a trial boot, or did a trial fail and come back?
-    let updates = match &settings.update {
-        Some(config) => Some(crate::update_worker::Updates::start(
-            config,
-            &settings.data,
-        )?),
-        None => None,
-    };
+    // A box whose update machinery is broken (an unreadable grubenv) still serves its files.
+    let updates = settings.update.as_ref().and_then(|config| {
+        crate::update_worker::Updates::start(config, &settings.data)
+            .inspect_err(|error| tracing::error!(%error, "updates are unavailable"))
+            .ok()
+    });
     if settings.appliance.is_some() {
         crate::appliance::prepare(&settings.data, &settings.hostname)?;
     }
