@@ -103,7 +103,7 @@ impl Installer<'_> {
             Err(error) => {
                 let to = crate::bundle::inspect(bundle)
                     .map(|(m, _)| m.version)
-                    .unwrap_or_else(|_| "?".into());
+                    .unwrap_or_default();
                 let outcome = if error.refusal().is_some() {
                     "refused"
                 } else {
