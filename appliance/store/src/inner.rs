@@ -11,7 +11,7 @@ use crate::backend::{LocalDisk, PackBackend, PackId};
 use crate::group::CommitQueue;
 use crate::pack::{self, ENTRY_HEADER_LEN, EntryHeader, PACK_HEADER_LEN};
 use crate::records::{ChunkHash, ChunkRec, IdRec, Record};
-use crate::tables::{self, DbResult, ReadTables, WriteTables, get_rec};
+use crate::tables::{self, DbResult, ReadTables, TreeTables, WriteTables, get_rec};
 use crate::{Result, StoreError, StoreOptions};
 
 /// redb's page cache; its default (1 GiB) is too much for a Raspberry Pi.
@@ -464,6 +464,17 @@ impl Inner {
             txn.abort().db(op)?;
         }
         Ok(out)
+    }
+
+    /// Runs `f` on a consistent snapshot of the tree tables only (see [`TreeTables`]).
+    pub fn read_tree<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&TreeTables) -> Result<T>,
+    ) -> Result<T> {
+        let txn = self.db.begin_read().db(op)?;
+        let t = TreeTables::open(&txn)?;
+        f(&t)
     }
 
     /// Runs `f` on a consistent snapshot.

@@ -125,7 +125,7 @@ pub(crate) fn check_precondition(
 }
 
 pub(crate) fn stat(inner: &Inner, user: UserId, path: &StorePath) -> Result<Entry> {
-    inner.read("stat", |t| {
+    inner.read_tree("stat", |t| {
         let root = need_user(&t.users, user)?.root;
         let (id, node) = need(&t.nodes, &t.children, root, path)?;
         Ok(entry(id, &node))
@@ -133,7 +133,7 @@ pub(crate) fn stat(inner: &Inner, user: UserId, path: &StorePath) -> Result<Entr
 }
 
 pub(crate) fn list(inner: &Inner, user: UserId, path: &StorePath) -> Result<Vec<Entry>> {
-    inner.read("listing a folder", |t| {
+    inner.read_tree("listing a folder", |t| {
         let root = need_user(&t.users, user)?.root;
         let (id, node) = need(&t.nodes, &t.children, root, path)?;
         if node.kind != NodeKind::Dir {

@@ -2,9 +2,18 @@
 //! at a time.
 //!
 //! A compressed chunk is decompressed and held whole. A raw chunk (photos, videos: most
-//! bytes on the box) is never held: its stored bytes are hashed in [`VERIFY_BUF`] pieces
-//! straight from the pack and, once they match, served from the pack with `pread`. So a
-//! reader of raw data costs a fixed, small amount of memory whatever the chunk size, and
+//! bytes on the box) is never held: it is served from the pack with `pread`, and verified
+//! one of two ways:
+//! - read from its first byte on in order (a download): hashed as it is served, and the
+//!   read that would complete the chunk fails instead if the hash does not match. Its
+//!   earlier pieces have been handed out unverified, but the reader can never *finish* a
+//!   chunk (or a file) with bad bytes: an HTTP download is cut short before its announced
+//!   length, which every client treats as a failed transfer. One pass over the bytes
+//!   instead of two (a hashing read, then a serving one).
+//! - entered in the middle (a range request): its stored bytes are first hashed in
+//!   [`VERIFY_BUF`] pieces straight from the pack, then served.
+//!
+//! So a reader of raw data costs a fixed, small amount of memory whatever the chunk size, and
 //! 64 clients reading ranges do not hold 64 chunks of up to 4 MiB (plus a copy each).
 //! Packs are append-only and a compacted pack is deleted only after the index points at the
 //! copy, so verified bytes cannot change under the reader; a pread that fails because GC
@@ -25,8 +34,22 @@ const VERIFY_BUF: usize = 256 * 1024;
 enum Loaded {
     /// A compressed chunk's plaintext.
     Plain(Vec<u8>),
-    /// A raw chunk whose stored bytes were verified; they start at `data` in `pack`.
-    Raw { pack: u64, data: u64 },
+    /// A raw chunk whose stored bytes start at `data` in `pack`: verified already, or being
+    /// hashed as it is served (`streaming`).
+    Raw {
+        pack: u64,
+        data: u64,
+        streaming: Option<Box<Streaming>>,
+    },
+}
+
+/// The hash of a raw chunk being served from its start, in order.
+struct Streaming {
+    hasher: blake3::Hasher,
+    /// Bytes of the chunk hashed (and served) so far.
+    hashed: u64,
+    /// The chunk's location, remembered as verified once the hash matched.
+    key: (u64, u64, crate::records::ChunkHash),
 }
 
 /// The state of one reader; [`crate::FileReader`] wraps it.
@@ -95,13 +118,14 @@ impl ReaderState {
             .len()
             .min(usize::try_from(u64::from(self.chunks[index].len) - within).unwrap_or(usize::MAX));
         let mut retried = false;
+        let mut stream = within == 0;
         loop {
             if self.current.as_ref().is_none_or(|(i, _)| *i != index) {
                 self.current = None;
-                let loaded = self.load(index).map_err(std::io::Error::other)?;
+                let loaded = self.load(index, stream).map_err(std::io::Error::other)?;
                 self.current = Some((index, loaded));
             }
-            let Some((_, loaded)) = &self.current else {
+            let Some((_, loaded)) = &mut self.current else {
                 return Ok(0);
             };
             match loaded {
@@ -109,11 +133,24 @@ impl ReaderState {
                     let at = within as usize;
                     buf[..n].copy_from_slice(&plain[at..at + n]);
                 }
-                Loaded::Raw { pack, data } => {
+                Loaded::Raw {
+                    streaming: Some(st),
+                    ..
+                } if st.hashed != within => {
+                    // Moved within the chunk (a seek): verify the whole chunk first instead.
+                    self.current = None;
+                    stream = false;
+                    continue;
+                }
+                Loaded::Raw {
+                    pack,
+                    data,
+                    streaming,
+                } => {
                     let read = self
                         .inner
                         .backend
-                        .read_at(*pack, data + within, &mut buf[..n]);
+                        .read_at(*pack, *data + within, &mut buf[..n]);
                     if let Err(e) = read {
                         // GC may have moved the chunk since it was verified: look again, once.
                         self.current = None;
@@ -121,7 +158,26 @@ impl ReaderState {
                             return Err(std::io::Error::other(e));
                         }
                         retried = true;
+                        stream = false;
                         continue;
+                    }
+                    if let Some(st) = streaming {
+                        st.hasher.update(&buf[..n]);
+                        st.hashed += n as u64;
+                        if st.hashed == u64::from(self.chunks[index].len) {
+                            let key = st.key;
+                            let sound = *st.hasher.finalize().as_bytes() == key.2;
+                            *streaming = None;
+                            if !sound {
+                                // Not served: the chunk (and the file) never completes.
+                                self.current = None;
+                                return Err(std::io::Error::other(StoreError::Corrupt {
+                                    what: format!("chunk {}", pack::hex(&key.2)),
+                                    detail: "content does not match its hash".to_owned(),
+                                }));
+                            }
+                            self.inner.verified.insert(key);
+                        }
                     }
                 }
             }
@@ -130,9 +186,11 @@ impl ReaderState {
         }
     }
 
-    fn load(&mut self, index: usize) -> crate::Result<Loaded> {
+    /// Positions the reader in chunk `index`; with `stream`, an unverified raw chunk is
+    /// hashed as it is read instead of up front (the caller reads it from its first byte).
+    fn load(&mut self, index: usize, stream: bool) -> crate::Result<Loaded> {
         let chunk = self.chunks[index];
-        if let Some(loaded) = self.verify_raw(&chunk)? {
+        if let Some(loaded) = self.verify_raw(&chunk, stream)? {
             return Ok(loaded);
         }
         let decompressor = match &mut self.decompressor {
@@ -151,10 +209,11 @@ impl ReaderState {
         Ok(Loaded::Plain(plain))
     }
 
-    /// For a raw chunk, hashes its stored bytes piece by piece and returns where they are.
-    /// `None` (let [`Inner::read_chunk`] handle it, with its errors and GC retries) when the
-    /// chunk is compressed, missing, damaged, or anything is off.
-    fn verify_raw(&mut self, chunk: &ChunkRef) -> crate::Result<Option<Loaded>> {
+    /// For a raw chunk, hashes its stored bytes piece by piece (or, with `stream`, arranges
+    /// for them to be hashed as they are read) and returns where they are. `None` (let
+    /// [`Inner::read_chunk`] handle it, with its errors and GC retries) when the chunk is
+    /// compressed, missing, damaged, or anything is off.
+    fn verify_raw(&mut self, chunk: &ChunkRef, stream: bool) -> crate::Result<Option<Loaded>> {
         let Some(rec) = self.inner.chunk_rec(&chunk.hash)? else {
             return Ok(None);
         };
@@ -187,6 +246,18 @@ impl ReaderState {
             return Ok(Some(Loaded::Raw {
                 pack: rec.pack,
                 data,
+                streaming: None,
+            }));
+        }
+        if stream {
+            return Ok(Some(Loaded::Raw {
+                pack: rec.pack,
+                data,
+                streaming: Some(Box::new(Streaming {
+                    hasher: blake3::Hasher::new(),
+                    hashed: 0,
+                    key,
+                })),
             }));
         }
         self.verify_buf.resize(VERIFY_BUF, 0);
@@ -214,6 +285,7 @@ impl ReaderState {
         Ok(Some(Loaded::Raw {
             pack: rec.pack,
             data,
+            streaming: None,
         }))
     }
 

@@ -278,13 +278,32 @@ impl<'t> WriteTables<'t> {
     }
 }
 
+/// The tables a path lookup reads: the hot path of every WebDAV request (PUT's checks, GET,
+/// PROPFIND). Opening a redb table is a lookup in its table of tables: opening 3 instead of
+/// [`ReadTables`]' 11 saves ~40k instructions per request.
+pub(crate) struct TreeTables {
+    pub nodes: redb::ReadOnlyTable<u64, Bytes>,
+    pub children: redb::ReadOnlyTable<(u64, &'static str), Bytes>,
+    pub users: redb::ReadOnlyTable<u64, Bytes>,
+}
+
+impl TreeTables {
+    pub fn open(txn: &redb::ReadTransaction) -> Result<Self> {
+        const OP: &str = "opening tables";
+        Ok(TreeTables {
+            nodes: txn.open_table(NODES).db(OP)?,
+            children: txn.open_table(CHILDREN).db(OP)?,
+            users: txn.open_table(USERS).db(OP)?,
+        })
+    }
+}
+
 /// The tables read by most operations, opened in one read transaction.
 pub(crate) struct ReadTables {
     pub meta: redb::ReadOnlyTable<&'static str, Bytes>,
     pub nodes: redb::ReadOnlyTable<u64, Bytes>,
     pub children: redb::ReadOnlyTable<(u64, &'static str), Bytes>,
     pub versions: redb::ReadOnlyTable<(u64, u64), Bytes>,
-    pub version_chunks: redb::ReadOnlyTable<(u64, u64), Bytes>,
     pub users: redb::ReadOnlyTable<u64, Bytes>,
     pub user_names: redb::ReadOnlyTable<&'static str, Bytes>,
     pub trash: redb::ReadOnlyTable<(u64, u64), Bytes>,
@@ -302,7 +321,6 @@ impl ReadTables {
             nodes: txn.open_table(NODES).db(OP)?,
             children: txn.open_table(CHILDREN).db(OP)?,
             versions: txn.open_table(VERSIONS).db(OP)?,
-            version_chunks: txn.open_table(VERSION_CHUNKS).db(OP)?,
             users: txn.open_table(USERS).db(OP)?,
             user_names: txn.open_table(USER_NAMES).db(OP)?,
             trash: txn.open_table(TRASH).db(OP)?,

@@ -7,7 +7,9 @@ use redb::ReadableTable;
 use crate::inner::Inner;
 use crate::namespace::{self, entry, file_etag};
 use crate::records::{ChunkHash, ChunkListRec, ChunkRef, FileHead, NodeKind, Record, VersionRec};
-use crate::tables::{self, Bytes, DbResult, WriteTables, get_rec, need_user, now, time};
+use crate::tables::{
+    self, Bytes, DbResult, TreeTables, WriteTables, get_rec, need_user, now, time,
+};
 use crate::{
     Entry, FileReader, NodeId, Result, Retention, StoreError, StorePath, UserId, VersionId,
     VersionInfo,
@@ -222,14 +224,19 @@ pub(crate) fn open(
     path: &StorePath,
     version: Option<VersionId>,
 ) -> Result<FileReader> {
-    let (entry, chunks) = inner.read("opening a file", |t| {
+    const OP: &str = "opening a file";
+    // The tree tables and the two version tables only: a range request opens its file anew.
+    let txn = inner.db.begin_read().db(OP)?;
+    let result = (|| {
+        let t = TreeTables::open(&txn)?;
         let root = need_user(&t.users, user)?.root;
         let (id, node) = namespace::need(&t.nodes, &t.children, root, path)?;
         let Some(head) = &node.file else {
             return Err(StoreError::IsADirectory { path: path.clone() });
         };
         let version = version.unwrap_or(head.version);
-        let rec = get(&t.versions, id, version)?.ok_or_else(|| StoreError::VersionNotFound {
+        let versions = txn.open_table(tables::VERSIONS).db(OP)?;
+        let rec = get(&versions, id, version)?.ok_or_else(|| StoreError::VersionNotFound {
             path: path.clone(),
             version,
         })?;
@@ -242,8 +249,10 @@ pub(crate) fn open(
             e.version = Some(version);
             e.checksum = rec.checksum;
         }
-        Ok((e, chunk_list(&t.version_chunks, id, version)?))
-    })?;
+        let version_chunks = txn.open_table(tables::VERSION_CHUNKS).db(OP)?;
+        Ok((e, chunk_list(&version_chunks, id, version)?))
+    })();
+    let (entry, chunks) = result?;
     Ok(FileReader::new(inner.clone(), entry, chunks))
 }
 
