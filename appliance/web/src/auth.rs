@@ -98,9 +98,12 @@ impl Authenticator {
                         return AuthOutcome::Authenticated(user);
                     }
                 }
-                // Not an app password of this account: it may still be the account password
-                // (which then counts as a failure or a success like any other).
-                self.sign_in(&name, &password, client).await
+                // Not a live app password of this account: it may still be the account
+                // password. A stale app password (a revoked device) counts against its
+                // address only, not against the account.
+                let per_account = !looks_like_app_password(&password);
+                self.check_account_password(&name, &password, client, per_account)
+                    .await
             }
             None => {
                 if let Err(wait) = self.throttle.check(client, Instant::now()) {
@@ -116,13 +119,29 @@ impl Authenticator {
     /// credentials, the sign-in page and password confirmations, so all share the throttle.
     /// Failures are counted per address and per account name.
     pub async fn sign_in(&self, name: &str, password: &str, client: IpAddr) -> AuthOutcome {
+        self.check_account_password(name, password, client, true)
+            .await
+    }
+
+    /// The account-password check behind [`Authenticator::sign_in`]. With `per_account`
+    /// false the attempt neither waits for nor counts toward the account's throttle (the
+    /// address's still applies): used for a stale app password, a revoked device retrying,
+    /// which is no guess at the account password and must not lock its owner out.
+    async fn check_account_password(
+        &self,
+        name: &str,
+        password: &str,
+        client: IpAddr,
+        per_account: bool,
+    ) -> AuthOutcome {
         let now = Instant::now();
         if let Err(wait) = self.throttle.check(client, now) {
             return AuthOutcome::Throttled(wait);
         }
         // A credential verified minutes ago is no guess: the account throttle does not hold
         // it up, so someone guessing at an account cannot stall its owner's own devices.
-        if !self.known_good(name, password)
+        if per_account
+            && !self.known_good(name, password)
             && let Err(wait) = self.accounts.check(name, now)
         {
             return AuthOutcome::Throttled(wait);
@@ -135,7 +154,9 @@ impl Authenticator {
             }
             None => {
                 self.throttle.record_failure(client, Instant::now());
-                self.accounts.record_failure(name, Instant::now());
+                if per_account {
+                    self.accounts.record_failure(name, Instant::now());
+                }
                 AuthOutcome::Denied
             }
         }

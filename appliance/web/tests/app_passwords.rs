@@ -305,3 +305,31 @@ async fn guesses_at_the_account_do_not_stall_its_devices() {
     assert_eq!(revoked.status, StatusCode::NO_CONTENT);
     assert_ne!(device.dav("alice", &pw).await, StatusCode::MULTI_STATUS);
 }
+
+#[tokio::test]
+async fn a_revoked_device_retrying_does_not_lock_its_owner_out() {
+    let b = new_box();
+    let (mut alice, _bob) = two_users(&b).await;
+    let (id, pw) = alice.new_app_password("old phone").await;
+    let revoked = alice
+        .send("DELETE", &format!("/api/app-passwords/{id}"), &[], "")
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    // The phone keeps trying its stale password: its own address gets throttled…
+    let mut phone = Client::new(&b.app, "192.168.1.30:5000");
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(phone.dav("alice", &pw).await);
+    }
+    assert!(statuses.iter().all(|s| *s != StatusCode::MULTI_STATUS));
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    // …but the account is not: alice signs in from her laptop at once.
+    let mut laptop = Client::new(&b.app, "192.168.1.31:5000");
+    assert_eq!(
+        laptop.sign_in("/api/login", "alice", PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
