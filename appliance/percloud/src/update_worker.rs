@@ -205,7 +205,7 @@ impl Updates {
         let latest = state.history.last();
         // "Update to X failed at <step>, running Y again" stays up until the next attempt.
         let report = latest
-            .filter(|e| e.outcome == "failed" && e.step.is_some())
+            .filter(|e| e.trial && e.outcome == "failed")
             .map(|e| e.message.clone());
         let kind = match &self.kind {
             BootKind::Normal => "normal",
@@ -368,6 +368,7 @@ impl Updates {
             step: Some(step.to_owned()),
             message: error.to_string(),
             logs: Vec::new(),
+            trial: false,
         };
         if let Err(e) = self.states.change(|s| s.record(entry)) {
             tracing::error!(error = %e, "recording the update history failed");
@@ -409,6 +410,7 @@ impl Updates {
                     step: Some(Step::Reboot.as_str().into()),
                     message: format!("the update is written but could not be started: {error}"),
                     logs: Vec::new(),
+                    trial: false,
                 };
                 let _ = self.states.change(|s| s.record(entry));
             }

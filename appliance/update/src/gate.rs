@@ -102,6 +102,7 @@ pub fn on_start(
             pending.to_version
         ),
         logs: report.map(|r| r.logs).unwrap_or_default(),
+        trial: true,
     };
     states.change(|state| {
         state.pending = None;
@@ -224,6 +225,7 @@ pub fn passed(
             pending.from_version, pending.to_version
         ),
         logs: Vec::new(),
+        trial: true,
     };
     states.change(|state| {
         state.pending = None;

@@ -98,6 +98,7 @@ impl Installer<'_> {
                         pending.to_version, pending.to_slot
                     ),
                     logs: Vec::new(),
+                    trial: false,
                 },
             ),
             Err(error) => {
@@ -119,6 +120,7 @@ impl Installer<'_> {
                         step: Some(step.as_str().into()),
                         message: error.to_string(),
                         logs: Vec::new(),
+                        trial: false,
                     },
                 )
             }

@@ -47,6 +47,9 @@ pub struct HistoryEntry {
     pub message: String,
     #[serde(default)]
     pub logs: Vec<String>,
+    /// True for the outcome of a trial boot (committed, or failed and rolled back).
+    #[serde(default)]
+    pub trial: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,6 +237,7 @@ mod tests {
                 step: None,
                 message: String::new(),
                 logs: Vec::new(),
+                trial: false,
             });
         }
         assert_eq!(state.history.len(), HISTORY_LIMIT);
