@@ -62,6 +62,8 @@ describe('devices signing in', { timeout: 5 * 60_000 }, () => {
     await page.getByRole('heading', { name: 'Connect a device' }).waitFor();
     assert.equal(await page.locator('#grant-device').textContent(), 'Nextcloud Android app');
     assert.ok(page.url().endsWith(new URL(flow.login).pathname), 'still on the login URL after signing in');
+    assert.match(await page.locator('#grant').textContent(), /Asked from 127\.0\.0\.1/);
+    await page.getByRole('button', { name: 'Use another account' }).waitFor();
     await screenshots(page, '21-grant');
     await page.getByRole('button', { name: 'Grant access' }).click();
     await page.getByRole('heading', { name: 'Access granted' }).waitFor();

@@ -42,7 +42,12 @@ export async function showGrant(ctx, token) {
       h('button', { type: 'button', onclick: async () => {
         try { await del(`/api/login-flow/${encodeURIComponent(token)}`); } catch (err) { fail(err); }
         done('Access refused', 'The device was not let in.');
-      } }, 'Cancel'))));
+      } }, 'Cancel'))),
+    h('p', { class: 'muted' }, `Signed in as ${ctx.state.user.name}. `,
+      h('button', { type: 'button', class: 'link', onclick: async () => {
+        try { await post('/api/logout'); } catch (err) { fail(err); }
+        location.reload();
+      } }, 'Use another account')));
   grant.focus();
 }
 
