@@ -381,7 +381,10 @@ fn bad_bundles_are_refused_over_every_interface_and_nothing_is_written() {
     bench.assert_slot_b_untouched("missing URL");
     assert_eq!(bench.fake()["reboots"], 0);
     let status = owner.status(&daemon);
-    assert!(status["report"].is_null(), "refusals are no failed update: {status:#}");
+    assert!(
+        status["report"].is_null(),
+        "refusals are no failed update: {status:#}"
+    );
     assert_eq!(history_len(&status), 5);
     daemon.stop();
 }
