@@ -242,9 +242,6 @@ impl Sessions {
         &self,
         matches: impl Fn(&AppRecord) -> bool,
     ) -> Result<u64> {
-        // Bumped before and after the write: a check that overlaps it never caches under a
-        // generation that outlives the revocation.
-        self.app_generation.fetch_add(1, Ordering::SeqCst);
         let revoked = self.write("revoking app passwords", |tx| {
             let mut table = tx
                 .open_table(APP_PASSWORDS)
@@ -262,9 +259,14 @@ impl Sessions {
                     .map_err(db_err("removing from the app password index"))?;
             }
             Ok(doomed.len() as u64)
-        });
-        self.app_generation.fetch_add(1, Ordering::SeqCst);
-        revoked
+        })?;
+        // After the commit: a check that read the generation before this point and found the
+        // password (before the commit) is then cached under a generation that no longer holds;
+        // a check reading it after this point finds the password gone.
+        if revoked > 0 {
+            self.app_generation.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(revoked)
     }
 }
 

@@ -309,6 +309,7 @@ fn revoking_an_app_password_changes_the_generation() {
     );
     assert!(!sessions.revoke_app_password(2, app.id).expect("revoke"));
     let after_nothing = sessions.app_password_generation();
+    assert_eq!(after_nothing, before, "nothing revoked, nothing to forget");
     assert!(sessions.revoke_app_password(1, app.id).expect("revoke"));
     assert!(sessions.app_password_generation() > after_nothing);
 }
