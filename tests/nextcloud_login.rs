@@ -153,6 +153,12 @@ fn login_flow_v2_issues_an_app_password_that_works_until_revoked() {
     let page = send(addr, "GET", &login, &[], b"");
     assert_eq!(page.status, 200, "{page}");
     assert!(page.text().contains("/assets/app.js"), "{page}");
+    for malformed in [
+        "/index.php/login/v2/flow/short",
+        "/index.php/login/v2/flow/",
+    ] {
+        assert_eq!(send(addr, "GET", malformed, &[], b"").status, 404);
+    }
     // Unsigned, the flow API is closed.
     let anonymous = send(
         addr,

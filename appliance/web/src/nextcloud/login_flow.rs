@@ -50,7 +50,7 @@ pub(super) async fn handle(app: &App, req: Request<ReqBody>, conn: ConnInfo) -> 
         (&Method::POST, FLOW, _) => start(app, &parts.headers, conn),
         (&Method::POST, POLL, _) => poll(app, &parts.headers, body, conn).await,
         (&Method::GET | &Method::HEAD, page, _) if page.starts_with(PAGE) => {
-            Ok(grant_page(app, &parts.headers))
+            Ok(grant_page(app, &page[PAGE.len()..], &parts.headers))
         }
         (&Method::GET, _, Some("core/getapppassword")) => return exchange(app, &parts, conn).await,
         (&Method::DELETE, _, Some("core/apppassword")) => {
@@ -125,9 +125,16 @@ async fn poll(
     ))
 }
 
-/// The page the device opens: the web app, which shows sign-in and then the grant question.
-fn grant_page(app: &AppInner, headers: &HeaderMap) -> Resp {
-    pages::serve(app, "/", headers)
+/// The page the device opens: the web app, which shows sign-in and then the grant question
+/// (for anything but a well-formed token, 404; whether the flow exists the page asks later).
+fn grant_page(app: &AppInner, token: &str, headers: &HeaderMap) -> Resp {
+    let well_formed = token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    well_formed
+        .then(|| pages::serve(app, "/", headers))
+        .flatten()
         .unwrap_or_else(|| responses::text(StatusCode::NOT_FOUND, "not found"))
 }
 
