@@ -25,7 +25,7 @@ pub struct Running {
 
 /// First-boot steps and the host name; runs before the listeners are bound.
 pub fn prepare(data: &Path, name: &str) -> Result<(), CliError> {
-    let version = env!("CARGO_PKG_VERSION");
+    let version = &crate::update::running_version();
     match first_boot::prepare(data, version, SystemTime::now()).map_err(system)? {
         first_boot::Boot::First => tracing::info!("first boot: {} set up", data.display()),
         first_boot::Boot::Again { version } => {
@@ -124,7 +124,7 @@ fn start_console(
             "console",
             console::announce(
                 path.clone(),
-                env!("CARGO_PKG_VERSION").to_owned(),
+                crate::update::running_version(),
                 name.to_owned(),
                 https_port.unwrap_or(443),
                 workers.token(),

@@ -136,7 +136,7 @@ pub async fn run(settings: ServeSettings) -> Result<(), CliError> {
         https_port: https_port.unwrap_or(443),
         plain_http_port: None,
         fingerprint: tls.server_fingerprint_sha256(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
+        version: crate::update::running_version(),
     })
     .map_err(|e| CliError::Internal(e.to_string()))?;
     app.discovery = Some(discovery.clone());

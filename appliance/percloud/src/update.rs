@@ -251,3 +251,14 @@ pub fn after_failed_start(
         eprintln!("percloud: recording the failed start for the update history: {reason}");
     }
 }
+
+/// The running system's version as the console, discovery and the first-boot marker show
+/// it: the image's release file, else the version this binary was built as.
+pub fn running_version() -> String {
+    percloud_update::release::Release::read(
+        Path::new(percloud_update::release::RELEASE_FILE),
+        env!("CARGO_PKG_VERSION"),
+    )
+    .version
+    .to_string()
+}
