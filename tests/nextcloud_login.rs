@@ -396,6 +396,18 @@ fn ocs_share_links_are_the_boxs_links() {
         201
     );
 
+    // A change without the header every client sends (a cross-site form cannot) is refused.
+    let forged = send(
+        addr,
+        "POST",
+        SHARES,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        b"path=/report.txt&shareType=3",
+    );
+    assert_eq!(forged.status, 412, "{forged}");
     // Not signed in: 401, as for WebDAV.
     assert_eq!(send(addr, "GET", SHARES, &[], b"").status, 401);
     // No links yet, in both formats.

@@ -21,7 +21,7 @@ use http::{HeaderMap, Method, Request, StatusCode, header};
 use percloud_sessions::NewAppPassword;
 use serde_json::json;
 
-use super::shares::ocs_reply::{Ocs, ocs_tail};
+use super::shares::ocs_reply::{Ocs, is_ocs_request, ocs_tail};
 use crate::auth::AuthOutcome;
 use crate::json::{ApiError, ReqBody, Resp, blocking, json, read_form};
 use crate::router::{App, AppInner, ConnInfo, strip_port};
@@ -198,13 +198,6 @@ async fn sign_out(app: &AppInner, req: &Parts, conn: ConnInfo) -> Resp {
         Ok(_) => ocs.ok(json!([])),
         Err(error) => ocs.error(error.status, &error.message),
     }
-}
-
-fn is_ocs_request(headers: &HeaderMap) -> bool {
-    headers
-        .get("ocs-apirequest")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
 fn user_agent(headers: &HeaderMap) -> &str {

@@ -7,7 +7,8 @@
 //! uploads into its folder (permissions 4, "file drop"); any permissions asking to create, and
 //! `publicUpload=true`, give the upload-only link, since the box has no link that both shows
 //! and accepts files. `expireDate` (`YYYY-MM-DD`) ends the link at 00:00 UTC of that day, as
-//! Nextcloud reports it back (`expiration: "YYYY-MM-DD 00:00:00"`).
+//! Nextcloud reports it back (`expiration: "YYYY-MM-DD 00:00:00"`). Changes need the
+//! `OCS-APIREQUEST: true` header every client sends (a cross-site form cannot).
 
 pub(super) mod ocs_reply;
 
@@ -19,7 +20,7 @@ use percloud_accounts::hash_password;
 use percloud_store::{NewShare, Share, ShareMode, Store, User};
 use serde_json::{Value, json};
 
-use self::ocs_reply::{Ocs, ocs_tail};
+use self::ocs_reply::{Ocs, is_ocs_request, ocs_tail};
 use crate::auth::AuthOutcome;
 use crate::json::{ApiError, ReqBody, Resp, blocking, is_json, read_form, read_json, store_path};
 use crate::links::LinkKeys;
@@ -47,6 +48,12 @@ pub(super) async fn handle(app: &App, req: Request<ReqBody>, conn: ConnInfo) -> 
     let app = &app.inner;
     let (parts, body) = req.into_parts();
     let ocs = Ocs::of(parts.uri.path(), parts.uri.query(), &parts.headers);
+    if parts.method != Method::GET && !is_ocs_request(&parts.headers) {
+        return ocs.error(
+            StatusCode::PRECONDITION_FAILED,
+            "the OCS-APIREQUEST: true header is required",
+        );
+    }
     let user = match app.auth.authenticate(&parts.headers, conn.peer.ip()).await {
         AuthOutcome::Authenticated(user) => user,
         AuthOutcome::Missing | AuthOutcome::Denied => return responses::unauthorized(),

@@ -16,6 +16,16 @@ pub(in crate::nextcloud) fn ocs_tail(path: &str) -> Option<&str> {
         .or_else(|| path.strip_prefix("/ocs/v1.php/"))
 }
 
+/// Whether the request carries `OCS-APIREQUEST: true`, as every Nextcloud client sends it. A
+/// cross-site form cannot set it, so requests that change something demand it even with
+/// Basic credentials (which a browser may have cached and would send along).
+pub(in crate::nextcloud) fn is_ocs_request(headers: &HeaderMap) -> bool {
+    headers
+        .get("ocs-apirequest")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
 /// How the client wants its OCS answers.
 #[derive(Debug, Clone, Copy)]
 pub(in crate::nextcloud) struct Ocs {
