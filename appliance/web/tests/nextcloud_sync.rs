@@ -276,17 +276,6 @@ async fn chunked_upload_in_order_resumable_and_checked() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
-    // Out of order: refused, nothing stored.
-    let r = b
-        .send(
-            "PUT",
-            &format!("{UPLOADS}/77/0000000000000000x"),
-            &[],
-            b"late",
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-
     // Assembling an incomplete upload is refused.
     let dest = format!("http://box.local{FILES}/big.bin");
     let r = b
@@ -342,6 +331,70 @@ async fn chunked_upload_in_order_resumable_and_checked() {
         .send("PROPFIND", &format!("{UPLOADS}/77/"), &[], b"")
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn chunks_out_of_order_and_deleted_are_merged_in_file_order() {
+    let b = new_box();
+    let parts: Vec<Vec<u8>> = (0..4u8)
+        .map(|i| (0..700_000u32).map(|j| (j % 253) as u8 ^ i).collect())
+        .collect();
+    let total: usize = parts.iter().map(Vec::len).sum();
+    b.send(
+        "MKCOL",
+        &format!("{UPLOADS}/88"),
+        &[("oc-total-length", &total.to_string())],
+        b"",
+    )
+    .await;
+    let b = &b;
+    let put = |i: usize, body: Vec<u8>| async move {
+        let uri = format!("{UPLOADS}/88/{i:016}");
+        b.send("PUT", &uri, &[], &body).await.status
+    };
+    // 2 first, then 0 and 1 (parked), then 3 in the run: deleted and sent again (parked).
+    assert_eq!(put(2, parts[2].clone()).await, StatusCode::CREATED);
+    assert_eq!(put(0, parts[0].clone()).await, StatusCode::CREATED);
+    assert_eq!(put(1, parts[1].clone()).await, StatusCode::CREATED);
+    assert_eq!(put(3, b"wrong bytes".to_vec()).await, StatusCode::CREATED);
+    let r = b
+        .send("DELETE", &format!("{UPLOADS}/88/{:016}", 3), &[], b"")
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(put(3, parts[3].clone()).await, StatusCode::CREATED);
+    let xml = b
+        .send(
+            "PROPFIND",
+            &format!("{UPLOADS}/88/"),
+            &[("depth", "1")],
+            b"",
+        )
+        .await
+        .text();
+    let listed: Vec<&str> = xml
+        .split("<d:href>")
+        .skip(2)
+        .map(|s| &s[..s.find('<').unwrap_or(0)])
+        .collect();
+    assert_eq!(listed.len(), 4, "{xml}");
+    assert!(listed[0].ends_with("/0000000000000000") && listed[3].ends_with("/0000000000000003"));
+
+    let whole: Vec<u8> = parts.concat();
+    let good = format!("SHA1:{}", sha1_hex(&whole));
+    let dest = format!("{FILES}/merged.bin");
+    let r = b
+        .send(
+            "MOVE",
+            &format!("{UPLOADS}/88/.file"),
+            &[("destination", &dest), ("oc-checksum", &good)],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert!(b.send("GET", &dest, &[], b"").await.body == whole);
+    // Nothing staged is left behind: the run and the parked chunks are gone.
+    let alice = b.store.user("alice").expect("user").expect("alice").id;
+    assert!(b.store.staged_uploads(alice).expect("staged").is_empty());
 }
 
 #[tokio::test]
