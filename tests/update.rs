@@ -369,6 +369,34 @@ fn bad_bundles_are_refused_over_every_interface_and_nothing_is_written() {
     bench.assert_slot_b_untouched("downgrade");
     assert!(old.exists());
 
+    // An upload that breaks off gives the install slot back: the next install is taken.
+    let head = format!(
+        "POST /api/admin/update/install HTTP/1.1\r\nHost: x\r\nCookie: {}\r\nX-CSRF-Token: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n",
+        owner.cookie, owner.csrf
+    );
+    {
+        let mut stream = std::net::TcpStream::connect(daemon.addr).expect("connect");
+        stream.write_all(head.as_bytes()).expect("head");
+        stream.write_all(&[0u8; 1000]).expect("some of the body");
+        // Dropped here: the connection closes with 999000 bytes missing.
+    }
+    let mut status = Value::Null;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            status = owner.status(&daemon);
+            status["progress"]["phase"] == "failed"
+        }),
+        "{status:#}"
+    );
+    assert!(
+        status["progress"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("upload"),
+        "{status:#}"
+    );
+    bench.assert_slot_b_untouched("broken upload");
+
     // A URL that is not there: a failed download, nothing written.
     let before = history_len(&owner.status(&daemon));
     owner.install_url(&daemon, &format!("{base}missing.pcup"));

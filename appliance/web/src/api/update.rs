@@ -45,7 +45,7 @@ pub trait UpdateControl: Send + Sync + Debug {
     /// Reserves the staging file an uploaded bundle is written to (the install is then
     /// started with [`UpdateControl::install_uploaded`]).
     fn upload_target(&self) -> Result<PathBuf, UpdateRefused>;
-    /// Starts installing the uploaded bundle; `Err` also frees the reservation.
+    /// Starts installing the uploaded bundle; the reservation passes to the install.
     fn install_uploaded(&self, force: bool) -> Result<(), UpdateRefused>;
     /// Gives up a reservation after a failed upload.
     fn upload_failed(&self, reason: String);
@@ -121,10 +121,18 @@ async fn install(
     } else if content_type.starts_with("application/octet-stream") {
         let force = matches!(query.get("force"), Some("1" | "true"));
         let target = control.upload_target().map_err(refused)?;
+        // Until the install takes over, the reservation is given back however this ends,
+        // also when the client goes away and this future is dropped mid-upload.
+        let mut reservation = Reservation {
+            control,
+            reason: "the upload was cancelled".into(),
+            held: true,
+        };
         if let Err(error) = receive(body, &target).await {
-            control.upload_failed(error.message.clone());
+            reservation.reason = error.message.clone();
             return Err(error);
         }
+        reservation.held = false;
         control.install_uploaded(force).map_err(refused)?;
     } else {
         return Err(ApiError::new(
@@ -133,6 +141,21 @@ async fn install(
         ));
     }
     Ok(json(StatusCode::ACCEPTED, &control.status()))
+}
+
+/// An upload's hold on the one install at a time.
+struct Reservation<'a> {
+    control: &'a dyn UpdateControl,
+    reason: String,
+    held: bool,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            self.control.upload_failed(std::mem::take(&mut self.reason));
+        }
+    }
 }
 
 /// Streams the request body into `target`, at most [`MAX_BUNDLE_BYTES`], flushed to disk.
