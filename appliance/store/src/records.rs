@@ -385,6 +385,114 @@ mod tests {
         ));
     }
 
+    /// A data folder whose file was written by the release before checksums (its node and
+    /// version records rewritten here in the version-1 shape) opens and serves the file.
+    #[test]
+    fn a_store_with_version_1_records_opens() {
+        use crate::tables::DbResult;
+        use crate::{CommitOptions, Store, StoreOptions, StorePath};
+        use redb::ReadableTable;
+        use std::io::Read;
+
+        #[derive(Serialize)]
+        struct V1Head {
+            version: u64,
+            size: u64,
+            hash: [u8; 32],
+        }
+        #[derive(Serialize)]
+        struct V1Node {
+            owner: u64,
+            parent: u64,
+            name: String,
+            kind: NodeKind,
+            created: u64,
+            mtime: u64,
+            seq: u64,
+            trash: Option<u64>,
+            file: Option<V1Head>,
+        }
+        #[derive(Serialize)]
+        struct V1Version {
+            size: u64,
+            mtime: u64,
+            created: u64,
+            hash: [u8; 32],
+            chunk_count: u64,
+        }
+        fn v1<T: Serialize>(value: &T) -> Vec<u8> {
+            postcard::to_extend(value, vec![1]).unwrap()
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = StorePath::parse("/old.txt").unwrap();
+        let (id, etag) = {
+            let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+            let user = store.create_user("u", "$argon2id$x", None).unwrap().id;
+            let mut up = store.begin_upload(user, None).unwrap();
+            up.write(b"written by an older release").unwrap();
+            let options = CommitOptions {
+                checksum: Some("SHA1:ignored".into()),
+                ..CommitOptions::default()
+            };
+            let entry = up.commit(&path, &options).unwrap().entry;
+            store
+                .inner
+                .write("rewriting as version 1", |t| {
+                    let node = crate::tables::need_node(&t.nodes, entry.id)?;
+                    let head = node.file.clone().unwrap();
+                    let old = V1Node {
+                        owner: node.owner,
+                        parent: node.parent,
+                        name: node.name.clone(),
+                        kind: node.kind,
+                        created: node.created,
+                        mtime: node.mtime,
+                        seq: node.seq,
+                        trash: node.trash,
+                        file: Some(V1Head {
+                            version: head.version,
+                            size: head.size,
+                            hash: head.hash,
+                        }),
+                    };
+                    t.nodes.insert(entry.id, v1(&old).as_slice()).db("node")?;
+                    let rec = t
+                        .versions
+                        .get((entry.id, head.version))
+                        .db("version")?
+                        .map(|g| VersionRec::decode(g.value()))
+                        .unwrap()?;
+                    let old = V1Version {
+                        size: rec.size,
+                        mtime: rec.mtime,
+                        created: rec.created,
+                        hash: rec.hash,
+                        chunk_count: rec.chunk_count,
+                    };
+                    t.versions
+                        .insert((entry.id, head.version), v1(&old).as_slice())
+                        .db("version")?;
+                    Ok(())
+                })
+                .unwrap();
+            (entry.id, entry.etag)
+        };
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let user = store.user("u").unwrap().unwrap().id;
+        let entry = store.stat(user, &path).unwrap();
+        assert_eq!((entry.id, entry.etag, entry.checksum), (id, etag, None));
+        assert_eq!(store.versions(user, &path).unwrap()[0].checksum, None);
+        let mut text = String::new();
+        store
+            .open_file(user, &path)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "written by an older release");
+        assert!(store.fsck(false).unwrap().is_clean());
+    }
+
     /// Version 1 node and version records, as the release before checksums wrote them
     /// (bytes fixed here, not produced by today's code), still open.
     #[test]
