@@ -19,6 +19,12 @@
 //!   `StorePath::from_segments`; hrefs are encoded per segment and always absolute paths.
 //! - Request XML is parsed into a small namespace-resolved tree; DOCTYPE is refused outright,
 //!   so no entity expansion or external fetch can happen.
+//! - One [`DavHandler`] serves the same tree at several prefixes ([`DavHandler::mounted_at`]:
+//!   `/dav`, and the Nextcloud client's `/remote.php/dav/files/<user>` and
+//!   `/remote.php/webdav`) with one lock table, since locks belong to store paths.
+//! - The `oc:`/`nc:` properties the Nextcloud clients ask for are computed (`ocprops.rs`),
+//!   only when asked by name, and protected. `OC-Checksum: SHA1:…` is verified before a PUT
+//!   commits and kept with the version (`checksum.rs`); downloads carry it back.
 
 mod body;
 mod checksum;

@@ -3,8 +3,9 @@
 //! Owns the listeners (plain HTTP and HTTPS through rustls), connection handling with hyper,
 //! authentication of requests (HTTP Basic against the accounts in the store, with sign-in
 //! throttling; cookie sessions with CSRF tokens for the web pages), routing to the protocol
-//! handlers (WebDAV at `/dav/`, the pages' JSON API at `/api/`, share links), `/healthz` and
-//! request logs. It never touches files itself: content goes through `percloud-store` (the
+//! handlers (WebDAV at `/dav/`, the pages' JSON API at `/api/`, share links, the Nextcloud
+//! client protocol at `/status.php`, `/ocs/…` and `/remote.php/…`: `nextcloud/`), `/healthz`
+//! and request logs. It never touches files itself: content goes through `percloud-store` (the
 //! API) or `percloud-dav` (WebDAV), and store errors become statuses through
 //! `percloud_dav::status_for`.
 //!
