@@ -646,3 +646,92 @@ fn a_broken_update_setup_does_not_stop_the_box_from_serving() {
     );
     daemon.stop();
 }
+
+#[test]
+fn the_channel_offers_the_newest_installable_bundle_and_it_installs_by_url() {
+    let bench = Bench::new();
+    let channel_dir = bench.path("channel");
+    std::fs::create_dir_all(&channel_dir).expect("channel");
+    let newest = bench.pack(
+        "channel/percloud-x86-64-0.3.0.pcup",
+        "x86-64",
+        "0.3.0",
+        None,
+    );
+    let older = bench.pack(
+        "channel/percloud-x86-64-0.2.0.pcup",
+        "x86-64",
+        "0.2.0",
+        None,
+    );
+    let other = bench.pack(
+        "channel/percloud-rpi4-64-0.9.0.pcup",
+        "rpi4-64",
+        "0.9.0",
+        None,
+    );
+    let index = channel_dir.join("index.json");
+    let paths: Vec<String> = [&newest, &older, &other]
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut args = vec!["update", "channel", "--out"];
+    let index_text = index.display().to_string();
+    args.push(&index_text);
+    args.extend(paths.iter().map(String::as_str));
+    percloud(&args, None).expect_success("channel");
+    let base = file_server(channel_dir);
+    let mut config = std::fs::read_to_string(bench.path("config.toml")).expect("config");
+    config.push_str(&format!("channel = \"{base}index.json\"\n"));
+    std::fs::write(bench.path("config.toml"), config).expect("config");
+
+    let mut daemon = bench.start();
+    let owner = Owner::claim(&daemon);
+    // Only the owner, and only with the CSRF token.
+    let response = request_raw(
+        daemon.addr,
+        "POST",
+        "/api/admin/update/check",
+        &[("Cookie", owner.cookie.as_str())],
+        b"",
+    )
+    .expect("check");
+    assert_eq!(response.status, 403, "{response}");
+    let ran = bench.cli(&["update", "check"]);
+    ran.expect_success("update check");
+    assert!(ran.stdout.contains("0.3.0 is available"), "{ran}");
+    let response = request_raw(
+        daemon.addr,
+        "POST",
+        "/api/admin/update/check",
+        &[
+            ("Cookie", owner.cookie.as_str()),
+            ("X-CSRF-Token", owner.csrf.as_str()),
+        ],
+        b"",
+    )
+    .expect("check");
+    assert_eq!(response.status, 200, "{response}");
+    let checked: Value = serde_json::from_slice(&response.body).expect("json");
+    let url = checked["available"]["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    assert_eq!(url, format!("{base}percloud-x86-64-0.3.0.pcup"));
+
+    let before = history_len(&owner.status(&daemon));
+    let response = owner.install_url(&daemon, &url);
+    assert_eq!(response.status, 202, "{response}");
+    let entry = owner.next_outcome(&daemon, before);
+    assert_eq!(entry["outcome"], "installed", "{entry:#}\n{}", daemon.log());
+    assert_eq!(entry["to_version"], "0.3.0");
+    assert_eq!(
+        std::fs::read(bench.path("slot-b")).expect("b"),
+        bench.payload
+    );
+    assert!(
+        !bench.path("data/update/download.pcup").exists(),
+        "the staged download goes once installed"
+    );
+    daemon.stop();
+}
