@@ -220,6 +220,13 @@ where
     Ok(String::from_utf8_lossy(&answer).into_owned())
 }
 
+/// The day number when `now` (Unix seconds) falls in `hour` (UTC) of a day other than
+/// `last_day`: the automatic install runs once per day, at the first tick in that hour.
+fn due(now: u64, hour: u8, last_day: Option<u64>) -> Option<u64> {
+    let (day, now_hour) = (now / 86_400, now % 86_400 / 3600);
+    (now_hour == u64::from(hour) && last_day != Some(day)).then_some(day)
+}
+
 /// Installs what the channel offers once a day at `auto_install_hour` (UTC), if set.
 async fn auto_install(updates: Updates, shutdown: CancellationToken) {
     let Some(hour) = updates.config().auto_install_hour else {
@@ -236,8 +243,10 @@ async fn auto_install(updates: Updates, shutdown: CancellationToken) {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        let (day, now_hour) = (secs / 86_400, (secs % 86_400 / 3600) as u8);
-        if now_hour != hour || last_day == Some(day) || updates.kind().is_trial() {
+        let Some(day) = due(secs, hour, last_day) else {
+            continue;
+        };
+        if updates.kind().is_trial() {
             continue;
         }
         last_day = Some(day);
@@ -252,5 +261,22 @@ async fn auto_install(updates: Updates, shutdown: CancellationToken) {
             }
             Err(error) => tracing::warn!(%error, "automatic update check failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::due;
+
+    #[test]
+    fn automatic_installs_run_once_in_their_hour() {
+        let day = 20_000u64;
+        let at = |hour: u64, minute: u64| day * 86_400 + hour * 3600 + minute * 60;
+        assert_eq!(due(at(3, 0), 3, None), Some(day));
+        assert_eq!(due(at(3, 59), 3, None), Some(day));
+        assert_eq!(due(at(3, 30), 3, Some(day)), None, "once a day");
+        assert_eq!(due(at(4, 0), 3, None), None);
+        assert_eq!(due(at(2, 59), 3, None), None);
+        assert_eq!(due(at(3, 1) + 86_400, 3, Some(day)), Some(day + 1));
     }
 }
