@@ -139,18 +139,21 @@ pub(crate) fn list(inner: &Inner, user: UserId, path: &StorePath) -> Result<Vec<
         if node.kind != NodeKind::Dir {
             return Err(StoreError::NotADirectory { path: path.clone() });
         }
-        let mut out = Vec::new();
+        let mut ids = Vec::new();
         for item in t
             .children
             .range((id, "")..(id + 1, ""))
             .db("listing a folder")?
         {
             let (_, child) = item.db("listing a folder")?;
-            let child = crate::records::IdRec::decode(child.value())?.0;
-            let node = tables::need_node(&t.nodes, child)?;
-            out.push(entry(child, &node));
+            ids.push(crate::records::IdRec::decode(child.value())?.0);
         }
-        Ok(out)
+        let nodes = tables::nodes_of(&t.nodes, &ids)?;
+        Ok(ids
+            .iter()
+            .zip(&nodes)
+            .map(|(&id, n)| entry(id, n))
+            .collect())
     })
 }
 
