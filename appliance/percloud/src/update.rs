@@ -151,14 +151,18 @@ pub fn render_status(status: &serde_json::Value) -> String {
         out.push_str(&format!("\n{report}"));
     }
     let progress = &status["progress"];
-    if progress["phase"].as_str().is_some_and(|p| p != "idle") {
-        out.push_str(&format!(
-            "\nnow: {} {}/{} {}",
-            text(&progress["phase"]),
+    match progress["phase"].as_str() {
+        None | Some("idle") => {}
+        Some(phase @ ("failed" | "reboot")) => {
+            out.push_str(&format!("\n{phase}: {}", text(&progress["message"])));
+        }
+        Some(phase) => out.push_str(&format!(
+            "\nnow: {phase}, {} of {} bytes",
             progress["done"],
-            progress["total"],
-            text(&progress["message"])
-        ));
+            progress["total"]
+                .as_u64()
+                .map_or("?".into(), |t| t.to_string())
+        )),
     }
     if let Some(pending) = status["pending"].as_object() {
         out.push_str(&format!(
