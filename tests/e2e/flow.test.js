@@ -334,6 +334,8 @@ describe('percloud web pages', { timeout: 15 * 60_000 }, () => {
     await page.getByText('Version', { exact: true }).waitFor();
     await page.getByRole('heading', { name: 'Remote access' }).waitFor();
     await page.getByText('Reachable from the internet (HTTPS only)').waitFor();
+    await page.getByRole('heading', { name: 'Updates' }).waitFor();
+    await page.getByText('Updates are not set up on this box.').waitFor();
     await page.getByRole('button', { name: 'Add user' }).click();
     await page.getByLabel('Name', { exact: true }).fill('bob');
     await page.getByLabel('Password', { exact: true }).fill('bobs long password');
