@@ -3,7 +3,7 @@
 //! At every start the daemon asks [`on_start`]: a pending trial for the running slot means
 //! this is the trial boot; a pending trial for the *other* slot means the trial never got
 //! healthy and the bootloader came back here, so the failure is recorded ("Update to X
-//! failed at <step>, running Y again", with the trial's last log lines). Then the daemon
+//! failed at `<step>`, running Y again", with the trial's last log lines). Then the daemon
 //! runs the gate's checks ([`run_gate`]) and reports the result: [`passed`] commits the
 //! running slot (on a normal boot this restores its tries), [`failed`] on a trial records
 //! why and drops the trial so the caller's reboot returns to the previous slot.
