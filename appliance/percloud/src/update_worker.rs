@@ -312,10 +312,17 @@ impl Updates {
     async fn install_reserved(&self, source: String, force: bool) -> Result<Pending, UpdateError> {
         let path = if source.starts_with("https://") || source.starts_with("http://") {
             let target = self.states.staging(DOWNLOAD_NAME);
+            // What a partial download already holds stays; the rest must fit the room left.
+            let have = std::fs::metadata(&target).map_or(0, |m| m.len());
+            let max = self
+                .states
+                .room()?
+                .saturating_add(have)
+                .min(MAX_BUNDLE_BYTES);
             let this = self.clone();
             let fetched = self
                 .downloader
-                .fetch_to_file(&source, &target, MAX_BUNDLE_BYTES, &mut |done, total| {
+                .fetch_to_file(&source, &target, max, &mut |done, total| {
                     this.set_progress("download", done, total)
                 })
                 .await;
@@ -447,9 +454,13 @@ impl UpdateControl for Updates {
         Ok(())
     }
 
-    fn upload_target(&self) -> Result<PathBuf, UpdateRefused> {
+    fn upload_target(&self) -> Result<(PathBuf, u64), UpdateRefused> {
+        let room = self
+            .states
+            .room()
+            .map_err(|e| UpdateRefused::Failed(e.to_string()))?;
         self.reserve()?;
-        Ok(self.states.staging(UPLOAD_NAME))
+        Ok((self.states.staging(UPLOAD_NAME), room))
     }
 
     fn install_uploaded(&self, force: bool) -> Result<(), UpdateRefused> {

@@ -17,6 +17,8 @@ use crate::slot::Slot;
 pub const STATE_VERSION: u32 = 1;
 /// History entries kept (oldest dropped).
 pub const HISTORY_LIMIT: usize = 50;
+/// Space a staged bundle must leave free on the data partition, for the store.
+pub const DATA_RESERVE: u64 = 256 << 20;
 /// Log lines kept with a trial report.
 pub const TRIAL_LOG_LINES: usize = 40;
 
@@ -126,6 +128,16 @@ impl StateDir {
     /// Where downloads and uploads are staged.
     pub fn staging(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// Bytes a staged bundle may take: the data partition's free space less
+    /// [`DATA_RESERVE`], so a download never fills the disk the store lives on.
+    pub fn room(&self) -> Result<u64, UpdateError> {
+        let st = rustix::fs::statvfs(&self.dir).map_err(|e| UpdateError::Read {
+            path: self.dir.clone(),
+            source: e.into(),
+        })?;
+        Ok((st.f_bavail.saturating_mul(st.f_frsize)).saturating_sub(DATA_RESERVE))
     }
 
     pub fn create(&self) -> Result<(), UpdateError> {

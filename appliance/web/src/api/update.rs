@@ -42,9 +42,9 @@ pub trait UpdateControl: Send + Sync + Debug {
     fn check(&self) -> UpdateFuture<'_, serde_json::Value>;
     /// Starts downloading and installing the bundle at `url`; progress shows in the status.
     fn install_url(&self, url: String, force: bool) -> Result<(), UpdateRefused>;
-    /// Reserves the staging file an uploaded bundle is written to (the install is then
-    /// started with [`UpdateControl::install_uploaded`]).
-    fn upload_target(&self) -> Result<PathBuf, UpdateRefused>;
+    /// Reserves the staging file an uploaded bundle is written to, and says how many bytes
+    /// it may take (the install is then started with [`UpdateControl::install_uploaded`]).
+    fn upload_target(&self) -> Result<(PathBuf, u64), UpdateRefused>;
     /// Starts installing the uploaded bundle; the reservation passes to the install.
     fn install_uploaded(&self, force: bool) -> Result<(), UpdateRefused>;
     /// Gives up a reservation after a failed upload.
@@ -120,7 +120,7 @@ async fn install(
             .map_err(refused)?;
     } else if content_type.starts_with("application/octet-stream") {
         let force = matches!(query.get("force"), Some("1" | "true"));
-        let target = control.upload_target().map_err(refused)?;
+        let (target, room) = control.upload_target().map_err(refused)?;
         // Until the install takes over, the reservation is given back however this ends,
         // also when the client goes away and this future is dropped mid-upload.
         let mut reservation = Reservation {
@@ -128,7 +128,7 @@ async fn install(
             reason: "the upload was cancelled".into(),
             held: true,
         };
-        if let Err(error) = receive(body, &target).await {
+        if let Err(error) = receive(body, &target, room.min(MAX_BUNDLE_BYTES)).await {
             reservation.reason = error.message.clone();
             return Err(error);
         }
@@ -158,8 +158,8 @@ impl Drop for Reservation<'_> {
     }
 }
 
-/// Streams the request body into `target`, at most [`MAX_BUNDLE_BYTES`], flushed to disk.
-async fn receive(mut body: ReqBody, target: &std::path::Path) -> ApiResult<()> {
+/// Streams the request body into `target`, at most `max` bytes, flushed to disk.
+async fn receive(mut body: ReqBody, target: &std::path::Path, max: u64) -> ApiResult<()> {
     let io = |e: std::io::Error| ApiError::internal("writing the uploaded bundle", e);
     let mut file = tokio::fs::File::create(target).await.map_err(io)?;
     let mut received: u64 = 0;
@@ -169,10 +169,10 @@ async fn receive(mut body: ReqBody, target: &std::path::Path) -> ApiResult<()> {
             continue;
         };
         received += data.len() as u64;
-        if received > MAX_BUNDLE_BYTES {
+        if received > max {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "larger than any update bundle",
+                format!("larger than any update bundle or the room on the data disk ({max} bytes)"),
             ));
         }
         file.write_all(&data).await.map_err(io)?;
