@@ -735,3 +735,74 @@ fn the_channel_offers_the_newest_installable_bundle_and_it_installs_by_url() {
     );
     daemon.stop();
 }
+
+/// `grub-editenv FILE ARGS…` (Debian grub-common; scripts/test installs it).
+fn grub_editenv(file: &Path, args: &[&str]) -> String {
+    let output = std::process::Command::new("grub-editenv")
+        .arg(file)
+        .args(args)
+        .output()
+        .expect("grub-editenv (apt grub-common) must be installed");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn with_grub_a_healthy_start_restores_its_tries_and_an_update_commits_through_a_one_try_trial() {
+    let bench = Bench::new();
+    let grubenv = bench.path("grubenv");
+    grub_editenv(&grubenv, &["create"]);
+    // Slot A's last two boots did not get healthy; this one will.
+    grub_editenv(&grubenv, &["set", "ORDER=A B", "A_TRIES=1", "B_TRIES=3"]);
+    std::fs::write(bench.path("cmdline"), "quiet percloud.slot=A panic=10\n").expect("cmdline");
+    let config = format!(
+        "[update]\nslot_a = {:?}\nslot_b = {:?}\nboot = \"grub\"\ngrubenv = {:?}\ncmdline = {:?}\nreboot_command = [\"true\"]\nkeyring = {:?}\nrelease_file = {:?}\ngate_deadline_secs = 60\n",
+        bench.text("slot-a"),
+        bench.text("slot-b"),
+        bench.text("grubenv"),
+        bench.text("cmdline"),
+        bench.text("keys"),
+        bench.text("release"),
+    );
+    std::fs::write(bench.path("config.toml"), config).expect("config");
+    let env = || grub_editenv(&grubenv, &["list"]);
+
+    let mut daemon = bench.start();
+    assert!(
+        wait_until(Duration::from_secs(30), || env().contains("A_TRIES=3")),
+        "the healthy start gives slot A its tries back: {}\n{}",
+        env(),
+        daemon.log()
+    );
+    let bundle = bench.pack("percloud-x86-64-0.2.0.pcup", "x86-64", "0.2.0", None);
+    bench
+        .cli(&["update", "install", &bundle.display().to_string()])
+        .expect_success("install");
+    assert_eq!(env(), "ORDER=B A\nA_TRIES=3\nB_TRIES=1\n");
+    assert_eq!(
+        std::fs::read(bench.path("slot-b")).expect("b"),
+        bench.payload
+    );
+    daemon.stop();
+
+    // What grub.cfg does on the next boot: take B's one try and boot it with percloud.slot=B.
+    grub_editenv(&grubenv, &["set", "B_TRIES=0"]);
+    std::fs::write(bench.path("cmdline"), "quiet percloud.slot=B panic=10\n").expect("cmdline");
+    bench.release("0.2.0");
+    let mut daemon = bench.start();
+    assert!(
+        wait_until(Duration::from_secs(30), || env()
+            == "ORDER=B A\nA_TRIES=3\nB_TRIES=3\n"),
+        "the gate commits B: {}\n{}",
+        env(),
+        daemon.log()
+    );
+    let ran = bench.cli(&["update", "status"]);
+    assert!(
+        ran.stdout
+            .contains("running 0.2.0 on slot b (x86-64, boot: grub, trial)"),
+        "{ran}"
+    );
+    assert!(ran.stdout.contains("Updated from 0.1.0 to 0.2.0"), "{ran}");
+    daemon.stop();
+}

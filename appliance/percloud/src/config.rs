@@ -79,6 +79,9 @@ pub struct UpdateConfig {
     /// The kernel command line to read the running slot from.
     #[serde(default = "default_cmdline")]
     pub cmdline: PathBuf,
+    /// How to restart the machine (GRUB backend); tests point it at a harmless command.
+    #[serde(default = "default_reboot_command")]
+    pub reboot_command: Vec<String>,
     /// Testing only: the health gate fails at this step (to exercise a rollback).
     #[serde(default)]
     pub gate_fail: Option<String>,
@@ -95,6 +98,9 @@ pub enum BootBackend {
 
 fn default_keyring() -> PathBuf {
     PathBuf::from("/etc/percloud/update-keys")
+}
+fn default_reboot_command() -> Vec<String> {
+    vec!["reboot".to_owned()]
 }
 fn default_gate_deadline_secs() -> u64 {
     300
@@ -121,6 +127,9 @@ impl UpdateConfig {
                 "[update] boot = {:?} needs `{}`",
                 self.boot, needed.0
             ));
+        }
+        if self.reboot_command.is_empty() {
+            return Err("[update] reboot_command must name a program".into());
         }
         if self.auto_install_hour.is_some_and(|h| h > 23) {
             return Err("[update] auto_install_hour must be 0-23".into());
@@ -522,6 +531,13 @@ mod tests {
             "grubenv needed"
         );
         assert!(parse(&format!("{base}boot = \"uboot\"\n")).is_err());
+        assert_eq!(update.reboot_command, ["reboot"]);
+        assert!(
+            parse(&format!(
+                "{base}boot = \"fake\"\nfake_state = \"/f\"\nreboot_command = []\n"
+            ))
+            .is_err()
+        );
         assert!(
             parse(&format!(
                 "{base}boot = \"fake\"\nfake_state = \"/f\"\nauto_install_hour = 24\n"

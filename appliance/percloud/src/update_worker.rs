@@ -102,7 +102,7 @@ fn now() -> u64 {
 pub(crate) fn backend(config: &UpdateConfig) -> Result<Box<dyn BootControl>, CliError> {
     let system = SystemPaths {
         cmdline: config.cmdline.clone(),
-        ..SystemPaths::default()
+        reboot_command: config.reboot_command.clone(),
     };
     let missing = |key: &str| CliError::Usage(format!("[update] needs `{key}`"));
     Ok(match config.boot {
