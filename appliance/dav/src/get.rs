@@ -1,7 +1,7 @@
 //! GET and HEAD: files streamed from the store with ranges and conditional requests; folders
 //! as a minimal HTML listing.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Seek, SeekFrom};
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -206,12 +206,12 @@ fn stream(mut reader: FileReader, start: u64, count: u64) -> DavBody {
         let mut remaining = count;
         while remaining > 0 {
             let want = usize::try_from(remaining).unwrap_or(CHUNK).min(CHUNK);
-            // Read into the buffer that is sent (no copy); a short read is topped up so
-            // each hand-off carries a full chunk.
-            let mut buf = vec![0u8; want];
+            // Read into the buffer that is sent (no copy, no zeroing first); a short read is
+            // topped up so each hand-off carries a full chunk.
+            let mut buf = Vec::with_capacity(want);
             let mut filled = 0;
             let chunk = loop {
-                match reader.read(&mut buf[filled..]) {
+                match reader.read_append(&mut buf, want - filled) {
                     Ok(0) if filled == 0 => {
                         break Err(std::io::Error::new(
                             std::io::ErrorKind::UnexpectedEof,
@@ -228,10 +228,7 @@ fn stream(mut reader: FileReader, start: u64, count: u64) -> DavBody {
                     Err(err) => break Err(err),
                 }
             }
-            .map(|()| {
-                buf.truncate(filled);
-                Bytes::from(buf)
-            });
+            .map(|()| Bytes::from(buf));
             let failed = chunk.is_err();
             if let Err(err) = &chunk {
                 tracing::error!(error = %err, "reading stored file failed");

@@ -25,6 +25,18 @@ pub trait PackBackend: Send + Sync + std::fmt::Debug {
     fn seal(&self, id: PackId);
     /// Fills `buf` from `offset`; a short pack is an error.
     fn read_at(&self, id: PackId, offset: u64, buf: &mut [u8]) -> Result<()>;
+    /// Appends `len` bytes read from `offset` to `out`; a short pack is an error (`out` then
+    /// keeps its length). This default zeroes the room first; [`LocalDisk`] reads into
+    /// `out`'s spare capacity instead (downloads call this for every byte they send).
+    fn read_append(&self, id: PackId, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<()> {
+        let start = out.len();
+        out.resize(start + len, 0);
+        let result = self.read_at(id, offset, &mut out[start..]);
+        if result.is_err() {
+            out.truncate(start);
+        }
+        result
+    }
     fn delete(&self, id: PackId) -> Result<()>;
     /// Every pack and its length in bytes.
     fn list(&self) -> Result<Vec<(PackId, u64)>>;
@@ -130,6 +142,35 @@ impl PackBackend for LocalDisk {
         let file = self.reader(id)?;
         file.read_exact_at(buf, offset)
             .map_err(|e| StoreError::io("reading pack", self.path(id), e))
+    }
+
+    fn read_append(&self, id: PackId, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<()> {
+        let file = self.reader(id)?;
+        let start = out.len();
+        let fail = |out: &mut Vec<u8>, e: std::io::Error| {
+            out.truncate(start);
+            Err(StoreError::io("reading pack", self.path(id), e))
+        };
+        // `pread` fills all the spare capacity it is given; a little more than `len` is read
+        // and cut off, much more would be waste.
+        if out.capacity() - start > 2 * len + 4096 {
+            let mut room = Vec::with_capacity(len);
+            self.read_append(id, offset, len, &mut room)?;
+            out.extend_from_slice(&room);
+            return Ok(());
+        }
+        out.reserve(len);
+        while out.len() - start < len {
+            let at = offset + (out.len() - start) as u64;
+            match rustix::io::pread(&*file, rustix::buffer::spare_capacity(out), at) {
+                Ok(0) => return fail(out, std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return fail(out, e.into()),
+            }
+        }
+        out.truncate(start + len);
+        Ok(())
     }
 
     fn delete(&self, id: PackId) -> Result<()> {

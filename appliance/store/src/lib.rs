@@ -328,6 +328,11 @@ impl FileReader {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Like [`Read::read`] into the end of `out`, at most `max` bytes, without zeroing the
+    /// room first (what a download sends, it reads this way).
+    pub fn read_append(&mut self, out: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
+        self.state.read_append(out, max)
+    }
 }
 
 impl Read for FileReader {

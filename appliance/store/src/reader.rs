@@ -22,6 +22,7 @@
 use std::io::SeekFrom;
 use std::sync::Arc;
 
+use crate::backend::PackBackend;
 use crate::inner::Inner;
 use crate::pack::{self, COMPRESSION_NONE, ENTRY_HEADER_LEN, EntryHeader};
 use crate::records::ChunkRef;
@@ -50,6 +51,80 @@ struct Streaming {
     hashed: u64,
     /// The chunk's location, remembered as verified once the hash matched.
     key: (u64, u64, crate::records::ChunkHash),
+}
+
+/// Where a read puts its bytes: a caller's slice, or the end of a `Vec`.
+trait Dest {
+    /// Bytes that may still be put.
+    fn room(&self) -> usize;
+    fn copy(&mut self, bytes: &[u8]);
+    /// Reads `n` bytes of pack `pack` at `offset`.
+    fn pread(
+        &mut self,
+        backend: &dyn PackBackend,
+        pack: u64,
+        offset: u64,
+        n: usize,
+    ) -> crate::Result<()>;
+    /// The last `n` bytes put.
+    fn last(&self, n: usize) -> &[u8];
+    /// Takes back the last `n` bytes put (they failed verification).
+    fn take_back(&mut self, n: usize);
+}
+
+impl Dest for &mut [u8] {
+    fn room(&self) -> usize {
+        self.len()
+    }
+    fn copy(&mut self, bytes: &[u8]) {
+        self[..bytes.len()].copy_from_slice(bytes);
+    }
+    fn pread(
+        &mut self,
+        backend: &dyn PackBackend,
+        pack: u64,
+        offset: u64,
+        n: usize,
+    ) -> crate::Result<()> {
+        backend.read_at(pack, offset, &mut self[..n])
+    }
+    fn last(&self, n: usize) -> &[u8] {
+        &self[..n]
+    }
+    fn take_back(&mut self, _n: usize) {
+        // The caller's buffer; a failed read's contents mean nothing.
+    }
+}
+
+/// Appends to `out`, at most `max` bytes past `start`.
+struct Append<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+    max: usize,
+}
+
+impl Dest for Append<'_> {
+    fn room(&self) -> usize {
+        self.max - (self.out.len() - self.start)
+    }
+    fn copy(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+    fn pread(
+        &mut self,
+        backend: &dyn PackBackend,
+        pack: u64,
+        offset: u64,
+        n: usize,
+    ) -> crate::Result<()> {
+        backend.read_append(pack, offset, n, self.out)
+    }
+    fn last(&self, n: usize) -> &[u8] {
+        &self.out[self.out.len() - n..]
+    }
+    fn take_back(&mut self, n: usize) {
+        self.out.truncate(self.out.len() - n);
+    }
 }
 
 /// The state of one reader; [`crate::FileReader`] wraps it.
@@ -107,15 +182,26 @@ impl ReaderState {
         self.len
     }
 
-    pub fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if buf.is_empty() || self.pos >= self.len {
+    pub fn read(&mut self, mut buf: &mut [u8]) -> std::io::Result<usize> {
+        self.read_into(&mut buf)
+    }
+
+    /// Appends at most `max` bytes to `out`; 0 at the end. Raw bytes go from the pack
+    /// straight into `out`'s spare room, which `read` would have had to zero first.
+    pub fn read_append(&mut self, out: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
+        let start = out.len();
+        self.read_into(&mut Append { out, start, max })
+    }
+
+    fn read_into(&mut self, dest: &mut impl Dest) -> std::io::Result<usize> {
+        if dest.room() == 0 || self.pos >= self.len {
             return Ok(0);
         }
         // The chunk holding `pos`: the last one starting at or before it.
         let index = self.starts.partition_point(|&s| s <= self.pos) - 1;
         let within = self.pos - self.starts[index];
-        let n = buf
-            .len()
+        let n = dest
+            .room()
             .min(usize::try_from(u64::from(self.chunks[index].len) - within).unwrap_or(usize::MAX));
         let mut retried = false;
         let mut stream = within == 0;
@@ -131,7 +217,7 @@ impl ReaderState {
             match loaded {
                 Loaded::Plain(plain) => {
                     let at = within as usize;
-                    buf[..n].copy_from_slice(&plain[at..at + n]);
+                    dest.copy(&plain[at..at + n]);
                 }
                 Loaded::Raw {
                     streaming: Some(st),
@@ -147,10 +233,7 @@ impl ReaderState {
                     data,
                     streaming,
                 } => {
-                    let read = self
-                        .inner
-                        .backend
-                        .read_at(*pack, *data + within, &mut buf[..n]);
+                    let read = dest.pread(&*self.inner.backend, *pack, *data + within, n);
                     if let Err(e) = read {
                         // GC may have moved the chunk since it was verified: look again, once.
                         self.current = None;
@@ -162,7 +245,7 @@ impl ReaderState {
                         continue;
                     }
                     if let Some(st) = streaming {
-                        st.hasher.update(&buf[..n]);
+                        st.hasher.update(dest.last(n));
                         st.hashed += n as u64;
                         if st.hashed == u64::from(self.chunks[index].len) {
                             let key = st.key;
@@ -170,6 +253,7 @@ impl ReaderState {
                             *streaming = None;
                             if !sound {
                                 // Not served: the chunk (and the file) never completes.
+                                dest.take_back(n);
                                 self.current = None;
                                 return Err(std::io::Error::other(StoreError::Corrupt {
                                     what: format!("chunk {}", pack::hex(&key.2)),

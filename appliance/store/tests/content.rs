@@ -399,3 +399,56 @@ fn sound_chunks_read_the_same_streamed_seeked_and_again() {
         assert!(all == data);
     }
 }
+
+#[test]
+fn read_append_gives_the_bytes_read_gives_whatever_the_room() {
+    let (d, s) = store();
+    let u = user(&s, "alice").id;
+    let raw = random_bytes(9, 2_500_000);
+    let text = b"compressible text, stored with zstd. ".repeat(40_000);
+    put(&s, u, "/text", &text);
+    put(&s, u, "/raw", &raw);
+    for (path, data) in [("/raw", &raw), ("/text", &text)] {
+        let mut r = s.open_file(u, &p(path)).unwrap();
+        // Already holding bytes, and with room that is exact, short or far too large.
+        let mut out = b"prefix".to_vec();
+        for (i, max) in [1usize, 65_536, 100_003, 1 << 20]
+            .iter()
+            .cycle()
+            .enumerate()
+        {
+            if i % 3 == 0 {
+                out.reserve_exact(*max);
+            } else if i % 3 == 1 {
+                out.reserve(10 * max);
+            }
+            if r.read_append(&mut out, *max).unwrap() == 0 {
+                break;
+            }
+        }
+        assert!(out[..6] == *b"prefix" && out[6..] == data[..], "{path}");
+    }
+    // A rotten raw chunk: the append that would complete it fails and adds nothing. (A
+    // new process: this one verified the chunk above and would trust it.)
+    drop(s);
+    flip_in_last_chunk(d.path(), 1000);
+    let s = Store::open(d.path(), StoreOptions::default()).unwrap();
+    let mut r = s.open_file(u, &p("/text")).unwrap();
+    let mut out = Vec::new();
+    while r.read_append(&mut out, 1 << 20).unwrap() > 0 {}
+    assert!(out == text, "the other file is untouched");
+    let mut r = s.open_file(u, &p("/raw")).unwrap();
+    let mut out = Vec::new();
+    let err = loop {
+        let before = out.len();
+        match r.read_append(&mut out, 128 * 1024) {
+            Ok(0) => panic!("a damaged file read to its end"),
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(out.len(), before);
+                break e;
+            }
+        }
+    };
+    assert!(err.to_string().contains("does not match"), "{err}");
+}
