@@ -505,7 +505,7 @@ fn large_file_by_chunking_v2_and_an_interrupted_upload_resumes() {
     );
 
     let mark = log_len(&the_box.daemon);
-    client.sync(&local, &env_refs(&env));
+    resume(&client, &local, &env_refs(&env));
     let after = access_lines(&the_box.daemon, mark);
     // The chunk cut off by the kill was not stored: the server answers 400 once it sees the
     // body end early, which may be logged after this point; only stored chunks count.
@@ -528,6 +528,21 @@ fn large_file_by_chunking_v2_and_an_interrupted_upload_resumes() {
         "chunks already stored were sent again\n{after:#?}"
     );
     assert_eq!(blake3::hash(&dav.get_ok("second.bin")), second);
+}
+
+/// The sync after the kill. nextcloudcmd 3.7.3 now and then fails the first chunk PUT of a
+/// resumed upload on its own side ("UnknownNetworkError", no request reaches the box; seen
+/// once in five full runs): one more run is allowed, and what both sent is counted.
+fn resume(client: &Client, local: &Path, env: &[(&str, &str)]) {
+    let ran = run_bounded(client.command(local, env, &[]), None, SYNC_TIMEOUT);
+    if ran.code == Some(0) {
+        return;
+    }
+    eprintln!(
+        "the resumed sync failed once; running it again\n{}",
+        tail(&ran, 15)
+    );
+    client.sync(local, env);
 }
 
 #[test]
