@@ -352,8 +352,17 @@ async fn chunks_out_of_order_and_deleted_are_merged_in_file_order() {
         let uri = format!("{UPLOADS}/88/{i:016}");
         b.send("PUT", &uri, &[], &body).await.status
     };
-    // 2 first, then 0 and 1 (parked), then 3 in the run: deleted and sent again (parked).
-    assert_eq!(put(2, parts[2].clone()).await, StatusCode::CREATED);
+    // 2 first (its offset is past a gap), then 0 and 1 (parked), then 3 in the run: deleted
+    // and sent again (parked).
+    let r = b
+        .send(
+            "PUT",
+            &format!("{UPLOADS}/88/{:016}", 2),
+            &[("oc-chunk-offset", "1400000")],
+            &parts[2],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(put(0, parts[0].clone()).await, StatusCode::CREATED);
     assert_eq!(put(1, parts[1].clone()).await, StatusCode::CREATED);
     assert_eq!(put(3, b"wrong bytes".to_vec()).await, StatusCode::CREATED);
@@ -361,6 +370,16 @@ async fn chunks_out_of_order_and_deleted_are_merged_in_file_order() {
         .send("DELETE", &format!("{UPLOADS}/88/{:016}", 3), &[], b"")
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
+    // An offset that overlaps the chunks before it: the client and the box disagree.
+    let r = b
+        .send(
+            "PUT",
+            &format!("{UPLOADS}/88/{:016}", 3),
+            &[("oc-chunk-offset", "700000")],
+            &parts[3],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(put(3, parts[3].clone()).await, StatusCode::CREATED);
     let xml = b
         .send(

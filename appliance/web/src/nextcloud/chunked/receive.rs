@@ -47,9 +47,9 @@ pub(super) async fn put_chunk(
             ))
         };
     }
+    check_offset(req.headers(), &label, &name)?;
     let store = app.inner.store.clone();
     let target = if label.appends(&name) {
-        check_offset(req.headers(), &info)?;
         let (uid, sid, start) = (user.id, info.id, info.offset);
         let writer = {
             let store = store.clone();
@@ -100,15 +100,26 @@ pub(super) async fn put_chunk(
     Ok(chunk_reply(&info, &name))
 }
 
-/// 400 unless `OC-Chunk-Offset`, when sent, is where the run ends.
-fn check_offset(headers: &HeaderMap, info: &StagedInfo) -> ApiResult<()> {
-    match number_header(headers, "oc-chunk-offset")? {
-        Some(at) if at != info.offset => Err(ApiError::bad_request(format!(
-            "OC-Chunk-Offset {at} does not continue the upload, which holds {} bytes",
-            info.offset
-        ))),
-        _ => Ok(()),
+/// 400 when `OC-Chunk-Offset` puts chunk `name` before the end of the chunks named before it
+/// that are already here: the client and the box disagree about the upload. (An offset past
+/// them is a gap that chunks still to come will fill.)
+fn check_offset(headers: &HeaderMap, label: &Label, name: &str) -> ApiResult<()> {
+    let Some(at) = number_header(headers, "oc-chunk-offset")? else {
+        return Ok(());
+    };
+    let before: u64 = label
+        .in_file_order()
+        .iter()
+        .filter(|c| label::comes_after(name, &c.name))
+        .map(|c| c.len)
+        .sum();
+    if at < before {
+        return Err(ApiError::bad_request(format!(
+            "OC-Chunk-Offset {at} of chunk {name} overlaps the {before} bytes of the chunks \
+             before it"
+        )));
     }
+    Ok(())
 }
 
 /// Where a chunk's bytes go.
