@@ -18,6 +18,9 @@ use crate::router::App;
 
 /// Body pieces buffered between the connection and the store.
 const PIECES_IN_FLIGHT: usize = 8;
+/// Chunks one upload may have: the label lists them all and is rewritten with each one
+/// (10 GB in 1 MiB chunks is about 10,000).
+const MAX_CHUNKS: usize = 50_000;
 
 pub(super) async fn put_chunk(
     app: &App,
@@ -46,6 +49,11 @@ pub(super) async fn put_chunk(
                 format!("chunk {name} was already received with another size"),
             ))
         };
+    }
+    if label.chunks.len() >= MAX_CHUNKS {
+        return Err(ApiError::bad_request(format!(
+            "an upload holds at most {MAX_CHUNKS} chunks; use larger ones"
+        )));
     }
     check_offset(req.headers(), &label, &name)?;
     let store = app.inner.store.clone();
