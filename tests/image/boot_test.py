@@ -176,7 +176,7 @@ class Box:
 
 def newest_image(board):
     images = sorted(p for p in glob.glob(f"{ROOT}/out/{board}/percloud-{board}-*.img")
-                    if "-debug" not in p)
+                    if "-debug" not in p and "-broken-https" not in p)
     if not images:
         fail(f"no image in out/{board}: run scripts/build-image {board}")
     return images[-1]

@@ -10,6 +10,9 @@ image; what the box wrote is read back from them after QEMU has stopped.
                                       grub-editenv) gives it one try. It boots once, nothing
                                       feeds the watchdog, the hardware resets the box, and
                                       GRUB goes back to slot A, which serves.
+  tests/image/update_test.py pi-layout  the Raspberry Pi image's tryboot files (no QEMU: it
+                                      cannot run the Pi firmware): autoboot.txt, a cmdline.txt
+                                      per slot, release file and keyring in both slots.
   tests/image/update_test.py update   v1 boots; bad bundles are refused with slot B
                                       untouched; an update whose system fails its health
                                       gate comes back to v1 by itself and says so; a power
@@ -98,12 +101,17 @@ class Disk:
         offset, size = self.parts[number]
         length = size if length is None else length
         out = os.path.join(self.run, f"part{number}.raw")
+        skip = offset // SECTOR
+        # qemu-img dd counts `count` from the start of the input, skipped blocks included.
+        count = skip + (length + SECTOR - 1) // SECTOR
         subprocess.run(["qemu-img", "dd", "-f", "qcow2", "-O", "raw", f"bs={SECTOR}",
-                        f"skip={offset // SECTOR}", f"count={(length + SECTOR - 1) // SECTOR}",
-                        f"if={self.qcow2}", f"of={out}"], check=True, capture_output=True)
+                        f"skip={skip}", f"count={count}", f"if={self.qcow2}", f"of={out}"],
+                       check=True, capture_output=True)
         with open(out, "rb") as f:
-            data = f.read()[:length]
+            data = f.read()
         os.unlink(out)
+        if len(data) != length:
+            fail(f"read {len(data)} bytes of partition {number}, wanted {length}")
         return data
 
     def grubenv(self):
@@ -182,6 +190,278 @@ def test_trial(args, run):
     return results
 
 
+# ---------------------------------------------------------------- update: the whole thing through the API
+
+class Updater:
+    """The box's update API as the owner uses it (docs/update.md)."""
+
+    def __init__(self, box):
+        self.box = box
+
+    def status(self):
+        return self.box.api("GET", "/api/admin/update")
+
+    def install(self, bundle_path):
+        with open(bundle_path, "rb") as f:
+            body = f.read()
+        status, _, data = self.box.request("POST", "/api/admin/update/install", body,
+                                           {"Content-Type": "application/octet-stream"},
+                                           timeout=300)
+        if status != 202:
+            fail(f"install of {os.path.basename(bundle_path)}: {status} {data[:300]!r}")
+
+    def wait_phase(self, phases, timeout, poll=0.5):
+        """Polls the status until progress.phase is one of `phases`; returns the status."""
+        end = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < end:
+            st = self.status()
+            last = st["progress"]
+            if last["phase"] in phases:
+                return st
+            time.sleep(poll)
+        fail(f"update phase never became {phases} within {timeout} s (last: {last})")
+
+
+def bundle_parts(data):
+    """(manifest end, signature start, payload start) offsets of a .pcup (docs/update.md)."""
+    m = int.from_bytes(data[8:12], "little")
+    return 12 + m, 20 + m, 84 + m
+
+
+def bad_bundles(args, run, good):
+    """Bundles the box must refuse, made from the good v2 bundle: {what: (path, reason word)}."""
+    with open(good, "rb") as f:
+        data = bytearray(f.read())
+    _, sig, payload = bundle_parts(data)
+    made = {}
+
+    def write(name, content):
+        path = os.path.join(run, name)
+        with open(path, "wb") as f:
+            f.write(content)
+        return path
+
+    flipped = bytearray(data)
+    flipped[sig + 10] ^= 0x01
+    made["bad signature"] = write("bad-signature.pcup", flipped)
+    tampered = bytearray(data)
+    tampered[payload + (len(data) - payload) // 2] ^= 0x01
+    made["tampered payload"] = write("tampered.pcup", tampered)
+    slot = find_one(args.dir, f"percloud-x86-64-{args.v2}.system.squashfs")
+    other_key = os.path.join(run, "other.key")
+    subprocess.run([args.host_percloud, "update", "keygen", "--out", other_key], check=True,
+                   capture_output=True)
+    for what, key, board in (("unknown key", other_key, "x86-64"),
+                             ("other board", args.key, "rpi4-64")):
+        out = os.path.join(run, what.replace(" ", "-") + ".pcup")
+        subprocess.run([args.host_percloud, "update", "pack", "--key", key, "--board", board,
+                        "--version", args.v2, "--payload", slot, "--out", out], check=True,
+                       capture_output=True)
+        made[what] = out
+    return made
+
+
+def test_update(args, run):
+    results = {}
+    disk = Disk(args.image, run)
+    v1_slot = find_one(args.dir, f"percloud-x86-64-{args.v1}.system.squashfs")
+    v2_slot = find_one(args.dir, f"percloud-x86-64-{args.v2}.system.squashfs")
+    good = find_one(args.dir, f"percloud-x86-64-{args.v2}.pcup")
+    broken = find_one(args.dir, f"percloud-x86-64-{args.v2}-broken-https.pcup")
+    bad = bad_bundles(args, run, good)
+    port = free_port()
+    box = Box(port)
+    updater = Updater(box)
+    log = os.path.join(run, "console.log")
+    payload = os.urandom(400_000)
+
+    def boot():
+        q = Qemu(x86_argv(run, disk.boot_disk(), port), log)
+        box.state_when_up(q, 400)
+        return q
+
+    # v1 boots; the owner claims it, stores a file and adds an account.
+    note(f"v1 ({args.v1}) boots")
+    q = boot()
+    try:
+        claimed = box.api("POST", "/api/claim", {"name": OWNER, "password": PASSWORD})
+        box.csrf = claimed["csrf"]
+        status, data = box.dav_put("/before-update.bin", payload)
+        if status not in (201, 204):
+            fail(f"WebDAV PUT: {status} {data[:200]!r}")
+        box.api("POST", "/api/admin/users", {"name": "alice", "password": PASSWORD + " 2",
+                                             "quota": None}, expect=201)
+        st = updater.status()
+        if st["running"]["version"] != args.v1 or st["running"]["slot"] not in ("a", "A"):
+            fail(f"v1 reports {st['running']}")
+        note(f"claimed, a file stored, alice added; update status: running {st['running']}")
+
+        # Bundles that must be refused, with nothing written.
+        for what, path in bad.items():
+            started = time.monotonic()
+            updater.install(path)
+            st = updater.wait_phase(("failed", "reboot"), 180)
+            if st["progress"]["phase"] != "failed":
+                fail(f"the {what} bundle was not refused: {st['progress']}")
+            latest = st["history"][0]
+            if latest["outcome"] != "refused" or latest["to_version"] not in (args.v2, ""):
+                fail(f"the {what} bundle's history entry: {latest}")
+            note(f"{what}: refused in {time.monotonic() - started:.1f} s: {st['progress']['message']}")
+        reboot_and_stop(run, q)
+    finally:
+        q.kill()
+    with open(v1_slot, "rb") as f:
+        v1 = f.read()
+    if disk.read_partition(Disk.SLOT_B, len(v1)) != v1:
+        fail("slot B changed although every bundle was refused")
+    note("slot B still holds v1, byte for byte")
+
+    # An update whose system cannot serve HTTPS: the box must come back to v1 by itself.
+    q = boot()
+    try:
+        box.login()
+        started = time.monotonic()
+        mark = q.mark()
+        updater.install(broken)
+        q.wait_console("booting slot B", 300, mark)
+        note(f"{os.path.basename(broken)} installed; the box restarted into slot B on trial")
+        q.wait_console("booting slot A", 300, mark)
+        box.state_when_up(q, 300)
+        results["failed update: install -> trial -> watchdog -> v1 serving"] = time.monotonic() - started
+        box.login()
+        st = updater.status()
+        if st["running"]["version"] != args.v1 or str(st["running"]["slot"]).lower() != "a":
+            fail(f"after the failed trial the box runs {st['running']}")
+        latest = st["history"][0]
+        if latest["outcome"] != "failed" or not st["report"] or args.v2 not in st["report"]:
+            fail(f"the failed update is not reported: report={st['report']!r}, latest={latest}")
+        note(f"back on v1 by itself; report: {st['report']!r}")
+
+        # A power cut while the good v2 is written: writes are slowed to 2 MB/s (a slow SD
+        # card) so that the cut lands in the write.
+        updater.install(good)
+        monitor(run, "block_set_io_throttle d0 0 0 2000000 0 0 0")
+        st = updater.wait_phase(("write", "read back", "arm", "reboot", "failed"), 120, poll=0.2)
+        if st["progress"]["phase"] != "write":
+            fail(f"the slot write was over before the cut: {st['progress']}")
+        note(f"power cut while writing slot B ({st['progress']['done']} of {st['progress']['total']} bytes)")
+    finally:
+        q.kill()
+
+    q = boot()
+    try:
+        if "booting slot A" not in q.console_since(0) or "starting (slot A)" not in q.console_since(0):
+            fail("after the power cut the box did not boot v1 from slot A")
+        box.login()
+        st = updater.status()
+        if st["running"]["version"] != args.v1:
+            fail(f"after the power cut the box runs {st['running']}")
+        note("after the power cut v1 boots normally; installing the v2 bundle again")
+        started = time.monotonic()
+        mark = q.mark()
+        updater.install(good)
+        q.wait_console("booting slot B", 300, mark)
+        box.state_when_up(q, 300)
+        end = time.monotonic() + 300
+        while True:
+            box.login()
+            st = updater.status()
+            if st["history"] and st["history"][0]["outcome"] == "committed":
+                break
+            if time.monotonic() > end:
+                fail(f"v2 was never committed: {st}")
+            time.sleep(2)
+        results["update: install -> reboot -> v2 committed"] = time.monotonic() - started
+        if st["running"]["version"] != args.v2 or str(st["running"]["slot"]).lower() != "b":
+            fail(f"after the update the box runs {st['running']}")
+        status, _, body = box.dav_get("/before-update.bin")
+        if status != 200 or body != payload:
+            fail(f"the file stored before the update is {status}, {len(body)} bytes")
+        alice = Box(port)
+        alice.api("POST", "/api/login", {"name": "alice", "password": PASSWORD + " 2"})
+        outcomes = [e["outcome"] for e in st["history"]]
+        for wanted in ("committed", "failed", "refused"):
+            if wanted not in outcomes:
+                fail(f"the history lacks a {wanted} entry: {outcomes}")
+        note(f"v2 runs from slot B; files and accounts intact; history: {outcomes}")
+        reboot_and_stop(run, q)
+    finally:
+        q.kill()
+    env = disk.grubenv()
+    with open(v2_slot, "rb") as f:
+        v2 = f.read()
+    if disk.read_partition(Disk.SLOT_B, len(v2)) != v2:
+        fail("slot B does not hold the v2 slot image")
+    if env.get("ORDER") != "B A":
+        fail(f"grubenv after the update: {env}")
+    note(f"slot B holds v2 byte for byte; grubenv {env}")
+    return results
+
+
+# ---------------------------------------------------------------- the Raspberry Pi's A/B files
+
+def test_pi_layout(args, run):
+    """QEMU cannot run the Pi's GPU firmware, so what it would read is checked in the image:
+    autoboot.txt picks slot A's boot partition and slot B's after a tryboot, each boot
+    partition's cmdline.txt names its own slot, and both slots carry the release file and
+    the keyring."""
+    image = args.image or find_one(os.path.join(ROOT, "out", "rpi4-64"), "percloud-rpi4-64-[0-9]*[0-9].img")
+    parts = {n: offset for n, (offset, _) in gpt_partitions(image).items()}
+
+    def fat_file(number, name):
+        out = os.path.join(run, f"p{number}-{name}")
+        subprocess.run(["mcopy", "-o", "-i", f"{image}@@{parts[number]}", f"::{name}", out],
+                       check=True, env=MTOOLS_ENV)
+        with open(out, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    autoboot = fat_file(1, "autoboot.txt")
+    sections, current = {}, "all"
+    for line in autoboot.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1]
+        elif "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            sections.setdefault(current, {})[key] = value
+    want = {"all": {"tryboot_a_b": "1", "boot_partition": "2"}, "tryboot": {"boot_partition": "3"}}
+    if sections != want:
+        fail(f"autoboot.txt says {sections}, wanted {want}")
+    signature = None
+    for number, slot, root in ((2, "A", 5), (3, "B", 6)):
+        args_ = fat_file(number, "cmdline.txt").split()
+        if f"percloud.slot={slot}" not in args_:
+            fail(f"p{number}'s cmdline.txt does not say percloud.slot={slot}: {args_}")
+        roots = [a for a in args_ if a.startswith("percloud.root=PARTUUID=")]
+        if len(roots) != 1 or not roots[0].endswith(f"-{root:02}"):
+            fail(f"p{number}'s cmdline.txt does not boot partition {root}: {roots}")
+        signature = roots[0].split("=")[-1].split("-")[0]
+        for name in ("config.txt", "vmlinuz", "initrd.img", "start4.elf"):
+            fat_file(number, name)  # present on both boot partitions
+    with open(image, "rb") as f:
+        f.seek(440)
+        on_disk = f.read(4)[::-1].hex()
+    if signature != on_disk:
+        fail(f"cmdline.txt names disk {signature}, the image's MBR signature is {on_disk}")
+    for number in (5, 6):
+        offset, size = gpt_partitions(image)[number]
+        slot = os.path.join(run, f"slot{number}.squashfs")
+        subprocess.run(["dd", f"if={image}", f"of={slot}", "bs=1M", f"skip={offset}",
+                        f"count={size}", "iflag=skip_bytes,count_bytes", "status=none"], check=True)
+        release = subprocess.run(["unsquashfs", "-cat", slot, "etc/percloud/release"],
+                                 capture_output=True, text=True, check=True).stdout
+        if "BOARD=rpi4-64" not in release.split():
+            fail(f"slot p{number}'s release file: {release!r}")
+        keys = subprocess.run(["unsquashfs", "-l", slot, "etc/percloud/update-keys"],
+                              capture_output=True, text=True, check=True).stdout
+        if ".pub" not in keys:
+            fail(f"slot p{number} has no keyring")
+    note(f"autoboot.txt {sections}; p2 boots slot A (p5), p3 slot B (p6); both slots carry "
+         "the release file and the keyring")
+    return {}
+
+
 # ---------------------------------------------------------------- helpers
 
 def find_one(folder, pattern):
@@ -193,16 +473,29 @@ def find_one(folder, pattern):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=["trial"])
+    parser.add_argument("scenario", choices=["trial", "update", "pi-layout"])
     parser.add_argument("--dir", default=os.path.join(ROOT, "out", "x86-64"))
     parser.add_argument("--image")
+    parser.add_argument("--v1", help="the image's version (default: the workspace's)")
+    parser.add_argument("--v2", help="the update's version (default: v1 with the patch + 1)")
+    parser.add_argument("--key", default=os.path.join(ROOT, "out", "keys", "development.key"))
+    parser.add_argument("--host-percloud",
+                        default=os.path.join(ROOT, "target", "x86_64-unknown-linux-musl", "image", "percloud"))
     args = parser.parse_args()
-    args.image = args.image or find_one(args.dir, "percloud-x86-64-[0-9]*[0-9].img")
+    if not args.v1:
+        with open(os.path.join(ROOT, "Cargo.toml"), encoding="utf-8") as f:
+            args.v1 = re.search(r'^version = "([^"]+)"', f.read(), re.M).group(1)
+    if not args.v2:
+        major, minor, patch = args.v1.split("-")[0].split(".")
+        args.v2 = f"{major}.{minor}.{int(patch) + 1}"
+    if args.scenario != "pi-layout":
+        args.image = args.image or os.path.join(args.dir, f"percloud-x86-64-{args.v1}.img")
     signal.signal(signal.SIGTERM, lambda *_: (kill_all(), sys.exit(143)))
     run = tempfile.mkdtemp(prefix=f"percloud-update-{args.scenario}-", dir=os.path.join(ROOT, "out"))
-    note(f"{args.scenario}: {os.path.basename(args.image)}; console log: {run}/console.log")
+    note(f"{args.scenario}: console log (if any): {run}/console.log")
     try:
-        results = {"trial": test_trial}[args.scenario](args, run)
+        results = {"trial": test_trial, "update": test_update,
+                   "pi-layout": test_pi_layout}[args.scenario](args, run)
     except AssertionError as e:
         note(f"FAILED: {e} (console log: {run}/console.log)")
         return 1
