@@ -1,7 +1,7 @@
 //! What a Nextcloud client asks first on every run: `GET /status.php` (is this a Nextcloud
 //! server, which version), `cloud/capabilities` (what the server can do: chunking v2, the
 //! checksum to send, trash and versions, share links) and `cloud/user` (who signed in), over
-//! `/ocs/v1.php` and `/ocs/v2.php`, in JSON or XML (the envelope is `shares::ocs_reply`).
+//! `/ocs/v1.php` and `/ocs/v2.php`, in JSON or XML (the envelope is `ocs`).
 //!
 //! Capabilities are promises the clients act on: advertise only what is implemented. No bulk
 //! upload (`dav.bulkupload`), since it is not; `dav.chunking: "1.0"` makes the client use
@@ -10,7 +10,7 @@
 use http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
-use super::shares::ocs_reply::Ocs;
+use super::ocs::Ocs;
 use crate::auth::AuthOutcome;
 use crate::json::{ReqBody, Resp};
 use crate::responses;

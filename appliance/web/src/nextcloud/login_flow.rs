@@ -21,7 +21,7 @@ use http::{HeaderMap, Method, Request, StatusCode, header};
 use percloud_sessions::NewAppPassword;
 use serde_json::json;
 
-use super::shares::ocs_reply::{Ocs, is_ocs_request, ocs_tail};
+use super::ocs::{Ocs, is_ocs_request, ocs_tail};
 use crate::auth::AuthOutcome;
 use crate::json::{ApiError, ReqBody, Resp, blocking, json, read_form};
 use crate::router::{App, AppInner, ConnInfo, strip_port};

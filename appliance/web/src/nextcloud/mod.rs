@@ -13,6 +13,7 @@ mod chunked;
 mod dav;
 mod login_flow;
 mod multistatus;
+mod ocs;
 mod preview;
 mod shares;
 mod trashbin;

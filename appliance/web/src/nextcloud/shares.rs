@@ -10,8 +10,6 @@
 //! Nextcloud reports it back (`expiration: "YYYY-MM-DD 00:00:00"`). Changes need the
 //! `OCS-APIREQUEST: true` header every client sends (a cross-site form cannot).
 
-pub(super) mod ocs_reply;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::request::Parts;
@@ -20,7 +18,7 @@ use percloud_accounts::hash_password;
 use percloud_store::{NewShare, Share, ShareMode, Store, User};
 use serde_json::{Value, json};
 
-use self::ocs_reply::{Ocs, is_ocs_request, ocs_tail};
+use super::ocs::{Ocs, is_ocs_request, ocs_tail};
 use crate::auth::AuthOutcome;
 use crate::json::{ApiError, ReqBody, Resp, blocking, is_json, read_form, read_json, store_path};
 use crate::links::LinkKeys;

@@ -4,7 +4,7 @@
 
 use http::{Request, StatusCode};
 
-use super::shares::ocs_reply::Ocs;
+use super::ocs::Ocs;
 use crate::json::{ReqBody, Resp};
 use crate::responses;
 
