@@ -1,7 +1,6 @@
 //! The Nextcloud client protocol, so the Nextcloud desktop and phone apps (and owncloudcmd,
 //! rclone's `nextcloud` vendor) sync with the box unchanged. `docs/clients.md` says which
-//! clients were verified how; `../shared/notes`-style facts about what the client needs are
-//! kept there too.
+//! clients were verified how and what they need from the server.
 //!
 //! The protocol is a set of paths beside our own: `/status.php`, `/ocs/v{1,2}.php/…`,
 //! `/remote.php/{dav,webdav}/…` and a few `/index.php/…` pages. Each concern has its module;
