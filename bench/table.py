@@ -55,8 +55,11 @@ def main():
     rows = [
         (f"(1) upload {big}, MiB/s", rate("upload"), True),
         (f"(2) download {big}, MiB/s", rate("download"), True),
-        (f"(3) upload {args.small_count} × 4 KiB, files/s",
+        ("(2b) download it again, MiB/s", rate("download-again"), True),
+        (f"(3) upload {args.small_count} × 4 KiB, 4 connections, files/s",
          lambda s: med(s, "small", lambda r: r["files"] / r["seconds"]), True),
+        ("(3b) the same over 16 connections, files/s",
+         lambda s: med(s, "small16", lambda r: r["files"] / r["seconds"]), True),
         (f"(4) PROPFIND depth 1 on {args.small_count + 1} entries, ms",
          lambda s: med(s, "propfind", lambda r: r["seconds"] * 1000), False),
         (f"(5) {args.clients} clients × {args.range_file // MiB} MiB in 1 MiB ranges, MiB/s",
