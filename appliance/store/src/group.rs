@@ -7,13 +7,15 @@
 //! - the *imminent* ones: small uploads (announced length at most [`GATHER_MAX_LEN`]) that
 //!   began and have not queued yet; their bytes are in memory, so they queue within
 //!   microseconds;
-//! - as many as the previous group held: parallel clients (rclone's four transfers, a sync
-//!   client's six) send their next file as soon as the previous one was answered, so their
+//! - as many as the previous group held: parallel clients (rclone's four transfers by
+//!   default) send their next file as soon as the previous one was answered, so their
 //!   uploads arrive together again. When fewer come, the wait ends at the bound and the next
 //!   group expects fewer.
 //!
 //! That turns four parallel clients' small files into one sync and one transaction per four
-//! files instead of one per two. A lone client never waits: its groups hold one upload.
+//! files instead of one per two. A lone client does not wait: its groups hold one upload
+//! (after a burst of parallel ones, its first commit waits once, at most the bound). A caller
+//! that commits one small upload while holding another begun one waits the bound too.
 //!
 //! Each upload still gets its own answer: the leader runs each job's checks (parent,
 //! If-Match, quota) inside the shared transaction before writing anything for it, so a job
