@@ -169,6 +169,42 @@ make_ext4() {
     -E "hash_seed=$4,lazy_itable_init=0,lazy_journal_init=0" -O '^metadata_csum_seed' "$1" "$2M"
 }
 
+# configure_slot ROOTFS VERSION [KEYRING_ENTRY]: what makes ROOTFS this board's updatable
+# system (docs/image.md, docs/update.md): /etc/percloud/release (VERSION=, BOARD=), the
+# partitions the box links in /run/percloud and where it mounts the boot partition, the
+# signing key's keyring entry (a `percloud update keygen` .pub file; the keys committed in
+# rootfs-overlay/etc/percloud/update-keys are there already), and the board's [update]
+# section at the end of /etc/percloud/config.toml. Needs the board's meta sourced
+# (BOARD_ID, BOOTLOADER, PARTITIONS, BOOT_MOUNT).
+configure_slot() {
+  local rootfs=$1 version=$2 entry=${3:-} part boot_control boot_file
+  printf 'VERSION=%s\nBOARD=%s\n' "$version" "$BOARD_ID" > "$rootfs/etc/percloud/release"
+  for part in $PARTITIONS; do echo "${part%%:*} ${part##*:}"; done > "$rootfs/etc/percloud/partitions"
+  echo "$BOOT_MOUNT" > "$rootfs/etc/percloud/boot-mount"
+  mkdir -p "$rootfs$BOOT_MOUNT"
+  if [ -n "$entry" ]; then
+    install -D -m 0644 "$entry" "$rootfs/etc/percloud/update-keys/$(basename "${entry%.pub}" .key).pub"
+  fi
+  # The slots by their /run/percloud links, the file the bootloader reads on the boot
+  # partition.
+  case "$BOOTLOADER" in
+    grub-efi) boot_control='boot = "grub"'; boot_file="grubenv = \"$BOOT_MOUNT/EFI/BOOT/grubenv\"" ;;
+    rpi-firmware) boot_control='boot = "tryboot"'; boot_file="autoboot = \"$BOOT_MOUNT/autoboot.txt\"" ;;
+    *) echo "configure_slot: unknown BOOTLOADER $BOOTLOADER" >&2; return 2 ;;
+  esac
+  cat >> "$rootfs/etc/percloud/config.toml" <<EOF
+
+[update]
+# Written by the image build (configure_slot) for $BOARD_ID.
+board = "$BOARD_ID"
+slot_a = "/run/percloud/slot-a"
+slot_b = "/run/percloud/slot-b"
+$boot_control
+$boot_file
+keyring = "/etc/percloud/update-keys"
+EOF
+}
+
 # QEMU for the image tests: 10.x from bookworm-backports (its raspi4b machine), OVMF, and
 # the tools that read boot files out of an image.
 ensure_qemu() {
