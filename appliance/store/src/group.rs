@@ -37,7 +37,7 @@ const OP: &str = "committing uploads";
 
 /// Uploads announced at most this long are *imminent* once begun (see the module docs).
 pub(crate) const GATHER_MAX_LEN: u64 = 256 * 1024;
-/// The longest a leader waits for imminent uploads before committing without them.
+/// The longest a leader waits for uploads about to queue before committing without them.
 pub(crate) const GATHER_WAIT: Duration = Duration::from_millis(1);
 
 /// The queue of commits waiting for the next group.
