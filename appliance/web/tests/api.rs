@@ -1,67 +1,23 @@
 //! The web pages' JSON API end to end, in memory: an App over a temporary store, called with
 //! requests as the server would hand them over.
 
-use std::collections::VecDeque;
 use std::io::Read;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode, header};
-use http_body::{Body, Frame};
 use http_body_util::BodyExt;
-use percloud_sessions::Sessions;
-use percloud_store::{Store, StoreOptions};
-use percloud_web::{App, AppConfig, ListenerKind};
+use percloud_web::{App, ListenerKind};
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct-horse-battery";
+mod common;
 
-/// A request body: chunks, then optionally an error (a connection that broke).
-struct TestBody {
-    chunks: VecDeque<Bytes>,
-    breaks: bool,
-}
+use common::{PASSWORD, Pieces, TestBox};
 
-impl Body for TestBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        if let Some(chunk) = self.chunks.pop_front() {
-            return Poll::Ready(Some(Ok(Frame::data(chunk))));
-        }
-        if self.breaks {
-            self.breaks = false;
-            return Poll::Ready(Some(Err(std::io::Error::other("connection reset"))));
-        }
-        Poll::Ready(None)
-    }
-}
-
-fn body(bytes: impl Into<Bytes>) -> TestBody {
-    TestBody {
-        chunks: VecDeque::from([bytes.into()]),
-        breaks: false,
-    }
-}
-
-struct Box_ {
-    app: App,
-    _dir: tempfile::TempDir,
-}
-
-fn new_box() -> Box_ {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("data"), StoreOptions::default()).expect("store");
-    let sessions = Sessions::open(&dir.path().join("sessions.redb")).expect("sessions");
-    let app = App::new(AppConfig::new(store, Arc::new(sessions), [9; 32]));
-    Box_ { app, _dir: dir }
+/// A body in one piece.
+fn body(bytes: impl Into<Bytes>) -> Pieces {
+    Pieces::whole(bytes)
 }
 
 struct Answer {
@@ -86,7 +42,7 @@ struct Browser {
 }
 
 impl Browser {
-    fn new(b: &Box_) -> Self {
+    fn new(b: &TestBox) -> Self {
         Browser {
             app: b.app.clone(),
             peer: "127.0.0.1:40000".parse().expect("addr"),
@@ -100,7 +56,7 @@ impl Browser {
         method: &str,
         uri: &str,
         headers: &[(&str, &str)],
-        body: TestBody,
+        body: Pieces,
     ) -> Answer {
         let mut builder = Request::builder()
             .method(method)
@@ -180,8 +136,8 @@ impl Browser {
 }
 
 /// A claimed box with owner alice (signed in) and user bob (signed in).
-async fn two_users() -> (Box_, Browser, Browser) {
-    let b = new_box();
+async fn two_users() -> (TestBox, Browser, Browser) {
+    let b = TestBox::new();
     let mut alice = Browser::new(&b);
     assert_eq!(
         alice.sign_in("/api/claim", "alice").await.status,
@@ -237,12 +193,7 @@ async fn tus_create(browser: &mut Browser, path: &str, len: u64) -> Answer {
     answer
 }
 
-async fn tus_patch(
-    browser: &mut Browser,
-    location: &str,
-    offset: u64,
-    content: TestBody,
-) -> Answer {
+async fn tus_patch(browser: &mut Browser, location: &str, offset: u64, content: Pieces) -> Answer {
     let csrf = browser.csrf.clone().unwrap_or_default();
     let offset = offset.to_string();
     browser
@@ -266,7 +217,7 @@ fn q(path: &str) -> String {
 
 #[tokio::test]
 async fn claim_login_logout_and_csrf() {
-    let b = new_box();
+    let b = TestBox::new();
     let mut browser = Browser::new(&b);
     let state = browser.get("/api/state").await.json();
     assert_eq!(state["claimed"], false);
@@ -359,7 +310,7 @@ async fn claim_login_logout_and_csrf() {
 
 #[tokio::test]
 async fn claim_is_refused_from_a_public_address() {
-    let b = new_box();
+    let b = TestBox::new();
     let mut browser = Browser::new(&b);
     browser.peer = "8.8.8.8:5000".parse().expect("addr");
     let request = Request::builder()
@@ -660,8 +611,8 @@ async fn resumable_upload_survives_a_broken_patch() {
     assert!(create.headers.contains_key("upload-expires"));
 
     // The first PATCH breaks off after 1.25 MB.
-    let cut = TestBody {
-        chunks: content[..1_250_000]
+    let cut = Pieces {
+        pieces: content[..1_250_000]
             .chunks(100_000)
             .map(Bytes::copy_from_slice)
             .collect(),
@@ -1152,32 +1103,26 @@ async fn admin_is_for_the_owner() {
 
 #[tokio::test]
 async fn discovery_names_and_the_phone_qr_are_for_the_owner() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("data"), StoreOptions::default()).expect("store");
-    let sessions = Sessions::open(&dir.path().join("sessions.redb")).expect("sessions");
-    let mut config = AppConfig::new(store, Arc::new(sessions), [9; 32]);
-    config.https_port = Some(8443);
-    config.tls = Some(percloud_web::TlsInfo {
-        ca_pem: String::new(),
-        ca_fingerprint: "00".into(),
-        server_fingerprint: "AB:CD".into(),
+    let b = TestBox::configured(|config, dir| {
+        config.https_port = Some(8443);
+        config.tls = Some(percloud_web::TlsInfo {
+            ca_pem: String::new(),
+            ca_fingerprint: "00".into(),
+            server_fingerprint: "AB:CD".into(),
+        });
+        let discovery = percloud_discovery::Discovery::new(percloud_discovery::Settings {
+            data: dir.to_owned(),
+            hostname: "percloud".into(),
+            instance: None,
+            enabled: false,
+            https_port: 8443,
+            plain_http_port: None,
+            fingerprint: "AB:CD".into(),
+            version: "0.1.0".into(),
+        })
+        .expect("discovery");
+        config.discovery = Some(discovery);
     });
-    let discovery = percloud_discovery::Discovery::new(percloud_discovery::Settings {
-        data: dir.path().to_owned(),
-        hostname: "percloud".into(),
-        instance: None,
-        enabled: false,
-        https_port: 8443,
-        plain_http_port: None,
-        fingerprint: "AB:CD".into(),
-        version: "0.1.0".into(),
-    })
-    .expect("discovery");
-    config.discovery = Some(discovery);
-    let b = Box_ {
-        app: App::new(config),
-        _dir: dir,
-    };
     let mut alice = Browser::new(&b);
     assert_eq!(
         alice.sign_in("/api/claim", "alice").await.status,

@@ -5,18 +5,17 @@
 //! the account from elsewhere).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{Request, StatusCode, header};
-use http_body_util::{BodyExt, Full};
-use percloud_sessions::Sessions;
-use percloud_store::{Store, StoreOptions};
-use percloud_web::{App, AppConfig, ListenerKind};
+use http_body_util::BodyExt;
+use percloud_web::{App, ListenerKind};
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct-horse-battery";
+mod common;
+
+use common::{PASSWORD, Pieces, TestBox};
 
 struct Client {
     app: App,
@@ -67,7 +66,7 @@ impl Client {
             builder = builder.header("x-csrf-token", csrf);
         }
         let request = builder
-            .body(Full::new(Bytes::from(body.to_owned())))
+            .body(Pieces::whole(body.to_owned()))
             .expect("request");
         let response = self
             .app
@@ -138,21 +137,8 @@ impl Client {
     }
 }
 
-struct Fixture {
-    app: App,
-    _dir: tempfile::TempDir,
-}
-
-fn new_box() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("data"), StoreOptions::default()).expect("store");
-    let sessions = Sessions::open(&dir.path().join("sessions.redb")).expect("sessions");
-    let app = App::new(AppConfig::new(store, Arc::new(sessions), [3; 32]));
-    Fixture { app, _dir: dir }
-}
-
 /// Owner alice (signed in) and user bob (signed in), each in their own browser.
-async fn two_users(b: &Fixture) -> (Client, Client) {
+async fn two_users(b: &TestBox) -> (Client, Client) {
     let mut alice = Client::new(&b.app, "192.168.1.10:5000");
     assert_eq!(
         alice.sign_in("/api/claim", "alice", PASSWORD).await.status,
@@ -176,7 +162,7 @@ async fn two_users(b: &Fixture) -> (Client, Client) {
 
 #[tokio::test]
 async fn an_app_password_opens_webdav_but_not_the_web_pages() {
-    let b = new_box();
+    let b = TestBox::new();
     let (mut alice, mut bob) = two_users(&b).await;
     let (_, pw) = alice.new_app_password("laptop").await;
     let mut device = Client::new(&b.app, "192.168.1.20:5000");
@@ -224,7 +210,7 @@ async fn an_app_password_opens_webdav_but_not_the_web_pages() {
 
 #[tokio::test]
 async fn own_password_change_keeps_devices_an_owner_reset_and_removal_revoke_them() {
-    let b = new_box();
+    let b = TestBox::new();
     let (mut alice, mut bob) = two_users(&b).await;
     let (_, alice_pw) = alice.new_app_password("phone").await;
     let (_, bob_pw) = bob.new_app_password("phone").await;
@@ -275,7 +261,7 @@ async fn own_password_change_keeps_devices_an_owner_reset_and_removal_revoke_the
 
 #[tokio::test]
 async fn guesses_at_the_account_do_not_stall_its_devices() {
-    let b = new_box();
+    let b = TestBox::new();
     let (mut alice, _bob) = two_users(&b).await;
     let (id, pw) = alice.new_app_password("phone").await;
     // Wrong passwords for alice from many addresses lock the account name for guesses…
@@ -308,7 +294,7 @@ async fn guesses_at_the_account_do_not_stall_its_devices() {
 
 #[tokio::test]
 async fn a_revoked_device_retrying_does_not_lock_its_owner_out() {
-    let b = new_box();
+    let b = TestBox::new();
     let (mut alice, _bob) = two_users(&b).await;
     let (id, pw) = alice.new_app_password("old phone").await;
     let revoked = alice

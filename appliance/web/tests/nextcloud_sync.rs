@@ -4,45 +4,17 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
-use http_body::{Body, Frame};
 use http_body_util::BodyExt;
-use percloud_sessions::Sessions;
-use percloud_store::{Store, StoreOptions};
-use percloud_web::{App, AppConfig, ListenerKind};
+use percloud_web::ListenerKind;
 
-const PASSWORD: &str = "correct-horse-battery";
+mod common;
 
-/// A request body in pieces, optionally ending in an error (a connection that broke).
-struct Pieces {
-    pieces: VecDeque<Bytes>,
-    breaks: bool,
-}
-
-impl Body for Pieces {
-    type Data = Bytes;
-    type Error = std::io::Error;
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        if let Some(piece) = self.pieces.pop_front() {
-            return Poll::Ready(Some(Ok(Frame::data(piece))));
-        }
-        if self.breaks {
-            self.breaks = false;
-            return Poll::Ready(Some(Err(std::io::Error::other("connection reset"))));
-        }
-        Poll::Ready(None)
-    }
-}
+use common::{PASSWORD, Pieces, TestBox};
 
 struct Reply {
     status: StatusCode,
@@ -62,28 +34,28 @@ impl Reply {
     }
 }
 
-struct Box_ {
-    app: App,
-    store: Store,
-    _dir: tempfile::TempDir,
-}
-
-fn new_box() -> Box_ {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("data"), StoreOptions::default()).expect("store");
+/// A box with two accounts, alice and bob; requests go as alice.
+fn new_box() -> TestBox {
+    let b = TestBox::new();
     let hash = percloud_accounts::hash_password(PASSWORD).expect("hash");
-    store.create_user("alice", &hash, None).expect("alice");
-    store.create_user("bob", &hash, None).expect("bob");
-    let sessions = Sessions::open(&dir.path().join("sessions.redb")).expect("sessions");
-    let app = App::new(AppConfig::new(store.clone(), Arc::new(sessions), [9; 32]));
-    Box_ {
-        app,
-        store,
-        _dir: dir,
-    }
+    b.store.create_user("alice", &hash, None).expect("alice");
+    b.store.create_user("bob", &hash, None).expect("bob");
+    b
 }
 
-impl Box_ {
+/// Requests as alice with her password.
+trait AsAlice {
+    async fn send_body(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Pieces,
+    ) -> Reply;
+    async fn send(&self, method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply;
+}
+
+impl AsAlice for TestBox {
     async fn send_body(
         &self,
         method: &str,
@@ -112,11 +84,8 @@ impl Box_ {
     }
 
     async fn send(&self, method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-        let pieces = Pieces {
-            pieces: VecDeque::from([Bytes::copy_from_slice(body)]),
-            breaks: false,
-        };
-        self.send_body(method, uri, headers, pieces).await
+        self.send_body(method, uri, headers, Pieces::whole(body.to_vec()))
+            .await
     }
 }
 
