@@ -12,7 +12,7 @@ pub(crate) mod discovery;
 mod files;
 mod public;
 mod remote;
-mod shares;
+pub(crate) mod shares;
 mod trash;
 mod tus;
 pub(crate) mod update;

@@ -2,7 +2,9 @@
 
 use http::StatusCode;
 use percloud_accounts::hash_password;
-use percloud_store::{NewShare, Share, ShareMode, StorePath};
+use std::time::SystemTime;
+
+use percloud_store::{NewShare, Share, ShareMode, Store, StorePath, UserId};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -15,7 +17,7 @@ use crate::links::LinkKeys;
 use crate::router::AppInner;
 
 /// Longest link password accepted (bounds hashing work).
-const MAX_LINK_PASSWORD: usize = 1024;
+pub(crate) const MAX_LINK_PASSWORD: usize = 1024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,26 +102,43 @@ pub(crate) async fn create(app: &AppInner, ctx: &Ctx, body: ReqBody) -> ApiResul
         if mode == ShareMode::Upload && !entry.is_dir() {
             return Err(ApiError::bad_request("upload links need a folder"));
         }
-        let password_hash = password
-            .map(|p| hash_password(&p))
-            .transpose()
-            .map_err(|e| ApiError::internal("hashing the link password", e))?;
-        let (nonce, token_hash) = links.mint();
-        let share = store.create_share(
-            user,
-            &path,
-            NewShare {
-                mode,
-                password_hash,
-                expires: body.expires.map(from_unix),
-                nonce,
-                token_hash,
-            },
-        )?;
+        let expires = body.expires.map(from_unix);
+        let share = create_link(&store, &links, user, &path, mode, password, expires)?;
         Ok(share_json(&links, &share, &path, entry.is_dir()))
     })
     .await?;
     Ok(json(StatusCode::CREATED, &share))
+}
+
+/// A new link on `path` (whose kind suits `mode`), with a freshly minted token; the web
+/// pages' API and the Nextcloud OCS API both make their links here.
+pub(crate) fn create_link(
+    store: &Store,
+    links: &LinkKeys,
+    user: UserId,
+    path: &StorePath,
+    mode: ShareMode,
+    password: Option<String>,
+    expires: Option<SystemTime>,
+) -> Result<Share, ApiError> {
+    let password_hash = password.map(|p| hash_link_password(&p)).transpose()?;
+    let (nonce, token_hash) = links.mint();
+    Ok(store.create_share(
+        user,
+        path,
+        NewShare {
+            mode,
+            password_hash,
+            expires,
+            nonce,
+            token_hash,
+        },
+    )?)
+}
+
+/// The argon2id hash a link keeps of its password.
+pub(crate) fn hash_link_password(password: &str) -> Result<String, ApiError> {
+    hash_password(password).map_err(|e| ApiError::internal("hashing the link password", e))
 }
 
 pub(crate) async fn revoke(app: &AppInner, ctx: &Ctx, id: &str) -> ApiResult {

@@ -14,16 +14,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::request::Parts;
 use http::{Method, Request, StatusCode};
-use percloud_accounts::hash_password;
-use percloud_store::{NewShare, Share, ShareMode, Store, User};
+use percloud_store::{Share, ShareMode, Store, User};
 use serde_json::{Value, json};
 
 use super::ocs::{Ocs, is_ocs_request, ocs_tail};
+use crate::api::shares::{MAX_LINK_PASSWORD, create_link, hash_link_password};
 use crate::auth::AuthOutcome;
 use crate::json::{ApiError, ReqBody, Resp, blocking, is_json, read_form, read_json, store_path};
 use crate::links::LinkKeys;
 use crate::responses;
-use crate::router::{App, AppInner, ConnInfo};
+use crate::router::{App, ConnInfo};
 
 const SHARES: &str = "apps/files_sharing/api/v1/shares";
 /// The only share type the box has: a public link.
@@ -31,8 +31,6 @@ const PUBLIC_LINK: &str = "3";
 /// Nextcloud's permission bits.
 const READ: u32 = 1;
 const CREATE: u32 = 4;
-/// Longest link password accepted (bounds hashing work), as in the web API.
-const MAX_LINK_PASSWORD: usize = 1024;
 /// What `share_with` says for a link with a password: clients take any string for "has a
 /// password"; the hash itself is never sent.
 const PASSWORD_SET: &str = "***redacted***";
@@ -67,7 +65,7 @@ pub(super) async fn handle(app: &App, req: Request<ReqBody>, conn: ConnInfo) -> 
         .and_then(|rest| rest.strip_prefix('/'))
         .map(str::to_owned);
     let ctx = Ctx {
-        app,
+        store: app.store.clone(),
         user,
         base,
         links: app.links.clone(),
@@ -100,9 +98,10 @@ pub(super) async fn handle(app: &App, req: Request<ReqBody>, conn: ConnInfo) -> 
     }
 }
 
-/// What every handler needs: the signed-in user and how to write links.
-struct Ctx<'a> {
-    app: &'a AppInner,
+/// What every handler needs: the store, the signed-in user and how to write links.
+#[derive(Clone)]
+struct Ctx {
+    store: Store,
     user: User,
     base: String,
     links: LinkKeys,
@@ -168,7 +167,7 @@ fn json_pairs(value: Value) -> Result<Vec<(String, String)>, ApiError> {
 
 /// `GET …/shares`: the user's links, all or those of `path` (or, with `subfiles=true`, of
 /// the items directly in folder `path`). Shares with the user (`shared_with_me`) never exist.
-async fn list(ctx: &Ctx<'_>, params: &Params) -> Result<Value, ApiError> {
+async fn list(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
     if params.flag("shared_with_me") {
         return Ok(json!([]));
     }
@@ -178,22 +177,12 @@ async fn list(ctx: &Ctx<'_>, params: &Params) -> Result<Value, ApiError> {
         .map(store_path)
         .transpose()?;
     let subfiles = params.flag("subfiles");
-    let (store, user, links, base) = (
-        ctx.app.store.clone(),
-        ctx.user.clone(),
-        ctx.links.clone(),
-        ctx.base.clone(),
-    );
+    let ctx = ctx.clone();
     blocking(move || {
         let wanted = match &path {
-            Some(path) => match store.stat(user.id, path) {
+            Some(path) => match ctx.store.stat(ctx.user.id, path) {
                 Ok(entry) => Some((path.clone(), entry)),
-                Err(_) => {
-                    return Err(ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        "wrong path, file/folder does not exist",
-                    ));
-                }
+                Err(_) => return Err(no_path()),
             },
             None => None,
         };
@@ -201,8 +190,8 @@ async fn list(ctx: &Ctx<'_>, params: &Params) -> Result<Value, ApiError> {
             return Err(ApiError::bad_request("not a directory"));
         }
         let mut out = Vec::new();
-        for share in store.shares(user.id)? {
-            let Ok(share_path) = store.path_of(user.id, share.node) else {
+        for share in ctx.store.shares(ctx.user.id)? {
+            let Ok(share_path) = ctx.store.path_of(ctx.user.id, share.node) else {
                 continue;
             };
             let keep = match &wanted {
@@ -210,7 +199,7 @@ async fn list(ctx: &Ctx<'_>, params: &Params) -> Result<Value, ApiError> {
                 Some((folder, _)) if subfiles => share_path.parent().as_ref() == Some(folder),
                 Some((_, entry)) => share.node == entry.id,
             };
-            if keep && let Some(value) = share_json(&store, &user, &links, &base, &share)? {
+            if keep && let Some(value) = share_json(&ctx, &share)? {
                 out.push(value);
             }
         }
@@ -220,24 +209,19 @@ async fn list(ctx: &Ctx<'_>, params: &Params) -> Result<Value, ApiError> {
 }
 
 /// `GET …/shares/<id>`: a list of that one link.
-async fn one(ctx: &Ctx<'_>, id: &str) -> Result<Value, ApiError> {
+async fn one(ctx: &Ctx, id: &str) -> Result<Value, ApiError> {
     let id = share_id(id)?;
-    let (store, user, links, base) = (
-        ctx.app.store.clone(),
-        ctx.user.clone(),
-        ctx.links.clone(),
-        ctx.base.clone(),
-    );
+    let ctx = ctx.clone();
     blocking(move || {
-        let share = find(&store, user.id, id)?;
-        let value = share_json(&store, &user, &links, &base, &share)?.ok_or_else(no_share)?;
+        let share = find(&ctx.store, ctx.user.id, id)?;
+        let value = share_json(&ctx, &share)?.ok_or_else(no_share)?;
         Ok(json!([value]))
     })
     .await
 }
 
 /// `POST …/shares`: a new public link.
-async fn create(ctx: &Ctx<'_>, params: &Params) -> Result<Value, ApiError> {
+async fn create(ctx: &Ctx, params: &Params) -> Result<Value, ApiError> {
     match params.get("shareType") {
         Some(PUBLIC_LINK) => {}
         Some(_) => {
@@ -264,46 +248,29 @@ async fn create(ctx: &Ctx<'_>, params: &Params) -> Result<Value, ApiError> {
         Some(d) if !d.is_empty() => Some(parse_expiry(d, SystemTime::now())?),
         _ => None,
     };
-    let (store, user, links, base) = (
-        ctx.app.store.clone(),
-        ctx.user.clone(),
-        ctx.links.clone(),
-        ctx.base.clone(),
-    );
+    let ctx = ctx.clone();
     blocking(move || {
-        let entry = store.stat(user.id, &path).map_err(|_| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "wrong path, file/folder does not exist",
-            )
-        })?;
+        let entry = ctx.store.stat(ctx.user.id, &path).map_err(|_| no_path())?;
         if mode == ShareMode::Upload && !entry.is_dir() {
             return Err(ApiError::bad_request("upload-only links need a folder"));
         }
-        let password_hash = password
-            .map(|p| hash_password(&p))
-            .transpose()
-            .map_err(|e| ApiError::internal("hashing the link password", e))?;
-        let (nonce, token_hash) = links.mint();
-        let share = store.create_share(
-            user.id,
+        let share = create_link(
+            &ctx.store,
+            &ctx.links,
+            ctx.user.id,
             &path,
-            NewShare {
-                mode,
-                password_hash,
-                expires,
-                nonce,
-                token_hash,
-            },
+            mode,
+            password,
+            expires,
         )?;
-        share_json(&store, &user, &links, &base, &share)?.ok_or_else(no_share)
+        share_json(&ctx, &share)?.ok_or_else(no_share)
     })
     .await
 }
 
 /// `PUT …/shares/<id>`: change the password (`""` removes it), the expiry (`""` removes it)
 /// or the permissions; anything else asked for (label, note, hideDownload) is left alone.
-async fn update(ctx: &Ctx<'_>, id: &str, params: &Params) -> Result<Value, ApiError> {
+async fn update(ctx: &Ctx, id: &str, params: &Params) -> Result<Value, ApiError> {
     let id = share_id(id)?;
     let mode = requested_mode(params)?;
     let password = match params.get("password") {
@@ -316,25 +283,18 @@ async fn update(ctx: &Ctx<'_>, id: &str, params: &Params) -> Result<Value, ApiEr
         Some("") => Some(None),
         Some(d) => Some(Some(parse_expiry(d, SystemTime::now())?)),
     };
-    let (store, user, links, base) = (
-        ctx.app.store.clone(),
-        ctx.user.clone(),
-        ctx.links.clone(),
-        ctx.base.clone(),
-    );
+    let ctx = ctx.clone();
     blocking(move || {
-        let share = find(&store, user.id, id)?;
+        let share = find(&ctx.store, ctx.user.id, id)?;
         let password_hash = match password {
             None => share.password_hash.clone(),
             Some(None) => None,
-            Some(Some(p)) => Some(
-                hash_password(&p)
-                    .map_err(|e| ApiError::internal("hashing the link password", e))?,
-            ),
+            Some(Some(p)) => Some(hash_link_password(&p)?),
         };
-        let updated = store
+        let updated = ctx
+            .store
             .update_share(
-                user.id,
+                ctx.user.id,
                 id,
                 mode.unwrap_or(share.mode),
                 password_hash,
@@ -346,15 +306,15 @@ async fn update(ctx: &Ctx<'_>, id: &str, params: &Params) -> Result<Value, ApiEr
                 }
                 e => e.into(),
             })?;
-        share_json(&store, &user, &links, &base, &updated)?.ok_or_else(no_share)
+        share_json(&ctx, &updated)?.ok_or_else(no_share)
     })
     .await
 }
 
 /// `DELETE …/shares/<id>`: the link stops working.
-async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Value, ApiError> {
+async fn delete(ctx: &Ctx, id: &str) -> Result<Value, ApiError> {
     let id = share_id(id)?;
-    let (store, user) = (ctx.app.store.clone(), ctx.user.id);
+    let (store, user) = (ctx.store.clone(), ctx.user.id);
     blocking(move || {
         store.revoke_share(user, id).map_err(|_| no_share())?;
         Ok(json!([]))
@@ -370,6 +330,13 @@ fn no_share() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "wrong share ID, share does not exist",
+    )
+}
+
+fn no_path() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "wrong path, file/folder does not exist",
     )
 }
 
@@ -455,13 +422,13 @@ fn format_expiry(at: SystemTime) -> Option<String> {
 }
 
 /// The share as Nextcloud describes a link; `None` when its file is gone (in the trash).
-fn share_json(
-    store: &Store,
-    user: &User,
-    links: &LinkKeys,
-    base: &str,
-    share: &Share,
-) -> Result<Option<Value>, ApiError> {
+fn share_json(ctx: &Ctx, share: &Share) -> Result<Option<Value>, ApiError> {
+    let Ctx {
+        store,
+        user,
+        base,
+        links,
+    } = ctx;
     let Ok(path) = store.path_of(user.id, share.node) else {
         return Ok(None);
     };
