@@ -8,6 +8,7 @@
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde_json::{Value, json};
 
+use super::multistatus::escape_into;
 use crate::json::Resp;
 
 /// What follows `/ocs/v1.php/` or `/ocs/v2.php/` in `path` (`cloud/capabilities`), if either.
@@ -128,21 +129,6 @@ fn xml_element(out: &mut String, name: &str, value: &Value) {
     out.push_str("</");
     out.push_str(name);
     out.push('>');
-}
-
-fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Characters XML 1.0 cannot carry at all.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
-            c => out.push(c),
-        }
-    }
 }
 
 #[cfg(test)]
