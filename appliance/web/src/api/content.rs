@@ -197,27 +197,38 @@ pub(crate) async fn thumb(
     let Some(thumbnailer) = &app.thumbnailer else {
         return Ok(pending());
     };
-    let store = app.store.clone();
-    let open = move || {
+    let open = thumbnail_source(app.store.clone(), user, path);
+    match thumbnailer.get(hash, size, open).await {
+        percloud_thumbs::ThumbOutcome::Ready(jpeg) => Ok(jpeg_response(jpeg)),
+        percloud_thumbs::ThumbOutcome::Pending => Ok(pending()),
+        percloud_thumbs::ThumbOutcome::Unsupported => Err(not_an_image()),
+    }
+}
+
+/// How the thumbnailer reads the file at `path` when it has no thumbnail of it yet.
+pub(crate) fn thumbnail_source(
+    store: Store,
+    user: UserId,
+    path: StorePath,
+) -> impl FnOnce() -> std::io::Result<Box<dyn Read + Send>> + Send + 'static {
+    move || {
         store
             .open_file(user, &path)
             .map(|reader| Box::new(reader) as Box<dyn Read + Send>)
             .map_err(std::io::Error::other)
-    };
-    match thumbnailer.get(hash, size, open).await {
-        percloud_thumbs::ThumbOutcome::Ready(jpeg) => {
-            let mut response = http::Response::new(percloud_dav::full_body(jpeg));
-            let headers = response.headers_mut();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-            headers.insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("private, max-age=86400"),
-            );
-            Ok(response)
-        }
-        percloud_thumbs::ThumbOutcome::Pending => Ok(pending()),
-        percloud_thumbs::ThumbOutcome::Unsupported => Err(not_an_image()),
     }
+}
+
+/// A thumbnail: a JPEG the browser may keep for a day.
+pub(crate) fn jpeg_response(jpeg: Bytes) -> Resp {
+    let mut response = http::Response::new(percloud_dav::full_body(jpeg));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400"),
+    );
+    response
 }
 
 fn pending() -> Resp {

@@ -6,7 +6,7 @@
 
 pub(crate) mod account;
 pub(crate) mod admin;
-mod content;
+pub(crate) mod content;
 mod devices;
 pub(crate) mod discovery;
 mod files;

@@ -8,14 +8,14 @@
 //! aspect ratio is always kept). A thumbnail not made yet is waited for, within the helper's
 //! own time limit; whatever cannot be previewed (not an image, unreadable, no such file) is 404.
 
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use http::request::Parts;
-use http::{HeaderValue, Method, Request, StatusCode, header};
+use http::{Method, Request, StatusCode};
 use percloud_store::{Entry, StorePath, UserId};
 use percloud_thumbs::ThumbOutcome;
 
+use crate::api::content::{jpeg_response, thumbnail_source};
 use crate::auth::AuthOutcome;
 use crate::json::{ApiError, Query, ReqBody, Resp, blocking, store_path};
 use crate::responses;
@@ -80,14 +80,7 @@ async fn preview(app: &AppInner, user: UserId, parts: &Parts) -> Result<Resp, Ap
     let thumbnailer = app.thumbnailer.as_ref().ok_or_else(no_preview)?;
     let deadline = Instant::now() + WAIT;
     loop {
-        let store = app.store.clone();
-        let path = path.clone();
-        let open = move || {
-            store
-                .open_file(user, &path)
-                .map(|reader| Box::new(reader) as Box<dyn Read + Send>)
-                .map_err(std::io::Error::other)
-        };
+        let open = thumbnail_source(app.store.clone(), user, path.clone());
         match thumbnailer.get(hash, size, open).await {
             ThumbOutcome::Ready(jpeg) => return Ok(jpeg_response(jpeg)),
             ThumbOutcome::Unsupported => return Err(no_preview()),
@@ -139,17 +132,6 @@ fn longest(x: Option<u32>, y: Option<u32>) -> u32 {
         (None, None) => 256,
         (x, y) => x.unwrap_or(0).max(y.unwrap_or(0)),
     }
-}
-
-fn jpeg_response(jpeg: bytes::Bytes) -> Resp {
-    let mut response = http::Response::new(percloud_dav::full_body(jpeg));
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=86400"),
-    );
-    response
 }
 
 fn no_preview() -> ApiError {
