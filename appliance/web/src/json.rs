@@ -154,27 +154,22 @@ pub(crate) fn is_json(headers: &HeaderMap) -> bool {
 }
 
 /// Reads and parses a JSON body of at most 64 KiB.
-pub(crate) async fn read_json<T: DeserializeOwned>(mut body: ReqBody) -> ApiResult<T> {
-    let mut buf = BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > MAX_JSON_BODY {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "request body too large",
-                ));
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
+pub(crate) async fn read_json<T: DeserializeOwned>(body: ReqBody) -> ApiResult<T> {
+    let buf = read_small(body).await?;
     serde_json::from_slice(&buf).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
 }
 
 /// Reads an `application/x-www-form-urlencoded` body of at most 64 KiB (as the Nextcloud
 /// apps send their parameters; `+` is a space there, unlike in our query strings).
-pub(crate) async fn read_form(mut body: ReqBody) -> ApiResult<Vec<(String, String)>> {
+pub(crate) async fn read_form(body: ReqBody) -> ApiResult<Vec<(String, String)>> {
+    let buf = read_small(body).await?;
+    Ok(form_urlencoded::parse(&buf)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect())
+}
+
+/// A whole request body of at most 64 KiB (413 beyond).
+async fn read_small(mut body: ReqBody) -> ApiResult<BytesMut> {
     let mut buf = BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame =
@@ -189,9 +184,7 @@ pub(crate) async fn read_form(mut body: ReqBody) -> ApiResult<Vec<(String, Strin
             buf.extend_from_slice(&data);
         }
     }
-    Ok(form_urlencoded::parse(&buf)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect())
+    Ok(buf)
 }
 
 /// A decoded query string (`%XX` only; `+` is a plus).
