@@ -3,17 +3,27 @@
 //! `/remote.php/webdav` for older clients); chunked uploads, trash and versions have their
 //! own modules. The user named in a path must be the one who signed in (403 otherwise).
 
-use http::{Request, StatusCode};
+use http::{HeaderMap, Request, StatusCode};
 use percloud_store::User;
 
 use super::{chunked, trashbin, versions};
 use crate::auth::AuthOutcome;
-use crate::json::{ReqBody, Resp};
+use crate::json::{ApiError, ReqBody, Resp};
 use crate::responses;
 use crate::router::{App, ConnInfo};
 
 const WEBDAV: &str = "/remote.php/webdav";
 const DAV: &str = "/remote.php/dav/";
+
+/// The path of a MOVE's `Destination` header (the trash and versions spaces restore by
+/// moving to `…/restore/…`).
+pub(super) fn destination(headers: &HeaderMap) -> Result<&str, ApiError> {
+    headers
+        .get("destination")
+        .and_then(|v| v.to_str().ok())
+        .and_then(percloud_dav::destination_path)
+        .ok_or_else(|| ApiError::bad_request("Destination header missing or malformed"))
+}
 
 pub(super) fn claims(path: &str) -> bool {
     path == WEBDAV || path.starts_with("/remote.php/webdav/") || path.starts_with(DAV)

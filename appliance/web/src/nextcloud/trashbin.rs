@@ -136,11 +136,7 @@ async fn empty(app: &App, user: &User) -> ApiResult {
 /// it was (under a new name when that place is taken, as the store decides).
 async fn restore(app: &App, user: &User, item: &str, headers: &http::HeaderMap) -> ApiResult {
     let id = parse_item(item)?;
-    let destination = headers
-        .get("destination")
-        .and_then(|v| v.to_str().ok())
-        .and_then(percloud_dav::destination_path)
-        .ok_or_else(|| ApiError::bad_request("Destination header missing or malformed"))?;
+    let destination = super::dav::destination(headers)?;
     if !destination.starts_with(&format!("{}restore/", base(user))) {
         return Err(ApiError::new(
             StatusCode::BAD_GATEWAY,

@@ -126,11 +126,7 @@ async fn restore(
     version: VersionId,
     headers: &HeaderMap,
 ) -> ApiResult {
-    let destination = headers
-        .get("destination")
-        .and_then(|v| v.to_str().ok())
-        .and_then(percloud_dav::destination_path)
-        .ok_or_else(|| ApiError::bad_request("Destination header missing or malformed"))?;
+    let destination = super::dav::destination(headers)?;
     if !destination.starts_with(&format!("{}restore", base(user))) {
         return Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
