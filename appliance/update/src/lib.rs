@@ -21,6 +21,7 @@ pub mod install;
 pub mod keys;
 pub mod manifest;
 pub mod release;
+mod replace;
 pub mod slot;
 pub mod state;
 

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::UpdateError;
+use crate::replace::replace_file;
 use crate::slot::Slot;
 
 pub const STATE_VERSION: u32 = 1;
@@ -191,7 +192,6 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, UpdateError>
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), UpdateError> {
-    use std::io::Write as _;
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| UpdateError::State {
         path: path.to_owned(),
         reason: e.to_string(),
@@ -199,18 +199,7 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), UpdateError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(UpdateError::write(dir))?;
     }
-    let temp = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&temp).map_err(UpdateError::write(&temp))?;
-    file.write_all(&bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(UpdateError::write(&temp))?;
-    std::fs::rename(&temp, path).map_err(UpdateError::write(path))?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(UpdateError::write(dir))?;
-    }
-    Ok(())
+    replace_file(path, &path.with_extension("json.tmp"), &bytes)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use super::{BootControl, SystemPaths, slot_from_cmdline_file};
 use crate::error::UpdateError;
+use crate::replace::replace_file;
 use crate::slot::Slot;
 
 const NAME: &str = "tryboot";
@@ -128,22 +129,14 @@ impl TrybootBoot {
     /// Rewrites the file: temporary file, fsync, rename, fsync of the folder (FAT has no
     /// journal; the rename is the one moment the name points at the new content).
     fn change(&self, edit: impl FnOnce(&mut Autoboot)) -> Result<(), UpdateError> {
-        use std::io::Write as _;
         let mut autoboot = self.read()?;
         edit(&mut autoboot);
         let path = &self.autoboot;
-        let temp = path.with_extension("txt.new");
-        let mut file = std::fs::File::create(&temp).map_err(UpdateError::write(&temp))?;
-        file.write_all(autoboot.encode().as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(UpdateError::write(&temp))?;
-        std::fs::rename(&temp, path).map_err(UpdateError::write(path))?;
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(UpdateError::write(dir))?;
-        }
-        Ok(())
+        replace_file(
+            path,
+            &path.with_extension("txt.new"),
+            autoboot.encode().as_bytes(),
+        )
     }
 }
 
