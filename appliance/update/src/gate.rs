@@ -158,22 +158,13 @@ pub fn record_progress(
     let BootKind::Trial(pending) = kind else {
         return Ok(());
     };
-    let mut report = states
-        .trial()?
-        .filter(|r| r.attempt == pending.attempt)
-        .unwrap_or_else(|| TrialReport {
-            attempt: pending.attempt.clone(),
-            version: pending.to_version.clone(),
-            ..TrialReport::default()
-        });
-    if passed {
-        report.passed.push(step.to_owned());
-    } else {
-        report.current = Some(step.to_owned());
-    }
-    report.logs = tail(logs);
-    report.updated_at = now();
-    states.save_trial(&report)
+    save_report(states, pending, logs, |report| {
+        if passed {
+            report.passed.push(step.to_owned());
+        } else {
+            report.current = Some(step.to_owned());
+        }
+    })
 }
 
 /// percloud stopped with `reason` before its gate decided: on a trial boot, record it for
@@ -188,16 +179,31 @@ pub fn record_start_failure(
     let Some(pending) = states.load()?.pending.filter(|p| p.to_slot == running) else {
         return Ok(());
     };
+    save_report(states, &pending, logs, |report| {
+        if report.current.is_none() {
+            report.current = Some(STARTING.into());
+        }
+        report.failure = Some(reason.to_owned());
+    })
+}
+
+/// Changes the report of `pending`'s trial (a fresh one when the saved report is of another
+/// attempt) with `edit` and saves it with the latest `logs`.
+fn save_report(
+    states: &StateDir,
+    pending: &Pending,
+    logs: &[String],
+    edit: impl FnOnce(&mut TrialReport),
+) -> Result<(), UpdateError> {
     let mut report = states
         .trial()?
         .filter(|r| r.attempt == pending.attempt)
-        .unwrap_or_default();
-    report.attempt = pending.attempt;
-    report.version = pending.to_version;
-    if report.current.is_none() {
-        report.current = Some(STARTING.into());
-    }
-    report.failure = Some(reason.to_owned());
+        .unwrap_or_else(|| TrialReport {
+            attempt: pending.attempt.clone(),
+            ..TrialReport::default()
+        });
+    report.version = pending.to_version.clone();
+    edit(&mut report);
     report.logs = tail(logs);
     report.updated_at = now();
     states.save_trial(&report)
