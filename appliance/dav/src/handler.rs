@@ -52,6 +52,35 @@ pub(crate) struct Req {
 }
 
 impl Req {
+    /// The request with its `If` header parsed (400 when it is malformed).
+    fn new(
+        user: UserId,
+        path: StorePath,
+        method: Method,
+        headers: HeaderMap,
+    ) -> Result<Req, DavError> {
+        let if_header = match headers.get("if") {
+            None => None,
+            Some(value) => {
+                let text = value
+                    .to_str()
+                    .map_err(|_| DavError::bad_request("If header is not ASCII"))?;
+                Some(IfHeader::parse(text).map_err(|e| DavError::bad_request(e.to_string()))?)
+            }
+        };
+        Ok(Req {
+            user,
+            path,
+            method,
+            headers,
+            tokens: if_header
+                .as_ref()
+                .map(IfHeader::submitted_tokens)
+                .unwrap_or_default(),
+            if_header,
+        })
+    }
+
     pub fn content_length(&self) -> Option<u64> {
         self.headers
             .get(header::CONTENT_LENGTH)
@@ -120,26 +149,7 @@ impl DavHandler {
         headers: &HeaderMap,
     ) -> Option<Response<DavBody>> {
         let checked = async {
-            let if_header = match headers.get("if") {
-                None => None,
-                Some(value) => {
-                    let text = value
-                        .to_str()
-                        .map_err(|_| DavError::bad_request("If header is not ASCII"))?;
-                    Some(IfHeader::parse(text).map_err(|e| DavError::bad_request(e.to_string()))?)
-                }
-            };
-            let req = Req {
-                user,
-                path: path.clone(),
-                method: Method::PUT,
-                headers: headers.clone(),
-                tokens: if_header
-                    .as_ref()
-                    .map(IfHeader::submitted_tokens)
-                    .unwrap_or_default(),
-                if_header,
-            };
+            let req = Req::new(user, path.clone(), Method::PUT, headers.clone())?;
             self.check_if_header(&req).await?;
             let (path, headers) = (path.clone(), headers.clone());
             self.blocking(move |inner| {
@@ -197,26 +207,7 @@ impl DavHandler {
             .mount
             .resolve(parts.uri.path())
             .map_err(|e| e.into_request_error())?;
-        let if_header = match parts.headers.get("if") {
-            None => None,
-            Some(value) => {
-                let text = value
-                    .to_str()
-                    .map_err(|_| DavError::bad_request("If header is not ASCII"))?;
-                Some(IfHeader::parse(text).map_err(|e| DavError::bad_request(e.to_string()))?)
-            }
-        };
-        let req = Req {
-            user,
-            path,
-            method: parts.method,
-            headers: parts.headers,
-            tokens: if_header
-                .as_ref()
-                .map(IfHeader::submitted_tokens)
-                .unwrap_or_default(),
-            if_header,
-        };
+        let req = Req::new(user, path, parts.method, parts.headers)?;
         if req.method != Method::OPTIONS {
             self.check_if_header(&req).await?;
         }
