@@ -167,34 +167,25 @@ struct Owner {
 
 impl Owner {
     fn claim(daemon: &Daemon) -> Owner {
-        let body = json!({"name": OWNER, "password": PASSWORD}).to_string();
-        let response = request_raw(
-            daemon.addr,
-            "POST",
-            "/api/claim",
-            &[("Content-Type", "application/json")],
-            body.as_bytes(),
-        )
-        .expect("claim");
-        assert_eq!(response.status, 200, "{response}");
-        Self::from_response(&response)
+        Self::sign_in(daemon, "/api/claim")
     }
 
     fn login(daemon: &Daemon) -> Owner {
+        Self::sign_in(daemon, "/api/login")
+    }
+
+    /// The owner's name and password posted to `route`; the session it answers with.
+    fn sign_in(daemon: &Daemon, route: &str) -> Owner {
         let body = json!({"name": OWNER, "password": PASSWORD}).to_string();
         let response = request_raw(
             daemon.addr,
             "POST",
-            "/api/login",
+            route,
             &[("Content-Type", "application/json")],
             body.as_bytes(),
         )
-        .expect("login");
+        .expect(route);
         assert_eq!(response.status, 200, "{response}");
-        Self::from_response(&response)
-    }
-
-    fn from_response(response: &Response) -> Owner {
         let cookie = response
             .header("set-cookie")
             .and_then(|c| c.split(';').next())
@@ -257,7 +248,7 @@ impl Owner {
         let done = wait_until(Duration::from_secs(60), || {
             status = self.status(daemon);
             let phase = status["progress"]["phase"].as_str().unwrap_or("");
-            status["history"].as_array().map_or(0, Vec::len) > entries_before
+            history_len(&status) > entries_before
                 && !matches!(phase, "download" | "verify" | "write" | "read back" | "arm")
         });
         assert!(done, "no outcome: {status:#}\n{}", daemon.log());
