@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, FakeClock, SystemClock};
 pub use packet::{Measurement, Offset, PacketError};
 pub use query::{NTP_PORT, Sample, Server, query};
 

@@ -6,45 +6,11 @@
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use percloud_system::SystemError;
-use percloud_system::ntp::{self, Clock, Offset, Server, Settings};
+use percloud_system::ntp::{self, FakeClock, Server, Settings};
 use tokio_util::sync::CancellationToken;
-
-const BEHIND: i128 = -3600 * 1_000_000_000;
-
-/// A clock `ahead` nanoseconds ahead of the host's, stepped in memory.
-#[derive(Debug)]
-struct FakeClock {
-    ahead: Mutex<i128>,
-    steps: Mutex<Vec<Offset>>,
-}
-
-impl FakeClock {
-    fn behind_by_an_hour() -> Arc<FakeClock> {
-        Arc::new(FakeClock {
-            ahead: Mutex::new(BEHIND),
-            steps: Mutex::default(),
-        })
-    }
-    fn error_secs(&self) -> f64 {
-        *self.ahead.lock().expect("lock") as f64 / 1e9
-    }
-}
-
-impl Clock for FakeClock {
-    fn now(&self) -> SystemTime {
-        let ahead = *self.ahead.lock().expect("lock");
-        Offset(ahead).apply(SystemTime::now()).expect("time")
-    }
-    fn step(&self, offset: Offset) -> Result<SystemTime, SystemError> {
-        *self.ahead.lock().expect("lock") += offset.0;
-        self.steps.lock().expect("lock").push(offset);
-        Ok(self.now())
-    }
-}
 
 /// chronyd in the foreground, serving on 127.0.0.1:`port`; killed when dropped.
 struct Chronyd {
@@ -124,7 +90,7 @@ async fn first_sample(server: &Server, clock: &Arc<FakeClock>) -> ntp::Sample {
 #[tokio::test]
 async fn gets_the_time_of_a_real_ntp_server() {
     let chronyd = Chronyd::start();
-    let clock = FakeClock::behind_by_an_hour();
+    let clock = FakeClock::off_by(-3600.0);
     let sample = first_sample(&chronyd.server(), &clock).await;
     assert_eq!(
         sample.stratum, 7,
@@ -136,18 +102,15 @@ async fn gets_the_time_of_a_real_ntp_server() {
         "the server's time is an hour ahead of the fake clock, not {offset} s"
     );
     assert!(sample.measurement.delay.0 >= 0, "{:?}", sample.measurement);
-    assert!(
-        clock.steps.lock().expect("lock").is_empty(),
-        "asking never steps"
-    );
+    assert!(clock.steps().is_empty(), "asking never steps");
 }
 
 #[tokio::test]
 async fn the_time_keeper_steps_the_clock_to_the_servers_time() {
     let chronyd = Chronyd::start();
-    let clock = FakeClock::behind_by_an_hour();
+    let clock = FakeClock::off_by(-3600.0);
     // Wait until chronyd serves, with a clock of its own, so the worker's first round counts.
-    let _ = first_sample(&chronyd.server(), &FakeClock::behind_by_an_hour()).await;
+    let _ = first_sample(&chronyd.server(), &FakeClock::off_by(-3600.0)).await;
     let shutdown = CancellationToken::new();
     let worker = tokio::spawn(ntp::keep_time(
         Settings::new(vec![chronyd.server()]),
@@ -155,10 +118,10 @@ async fn the_time_keeper_steps_the_clock_to_the_servers_time() {
         shutdown.clone(),
     ));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while clock.steps.lock().expect("lock").is_empty() && Instant::now() < deadline {
+    while clock.steps().is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(clock.steps.lock().expect("lock").len(), 1, "one step");
+    assert_eq!(clock.steps().len(), 1, "one step");
     assert!(
         clock.error_secs().abs() < 0.5,
         "after the step the clock is off by {} s",

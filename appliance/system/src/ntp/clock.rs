@@ -1,5 +1,6 @@
 //! The clock NTP reads and sets, behind a trait so tests never touch the host's clock.
 
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use super::packet::{Offset, unix_nanos};
@@ -48,6 +49,47 @@ impl Clock for SystemClock {
             },
         )?;
         Ok(to)
+    }
+}
+
+/// A clock off from the host's by a set amount and stepped in memory, for tests of the time
+/// keeper (which must never move the host's clock).
+#[derive(Debug, Default)]
+pub struct FakeClock {
+    /// Nanoseconds ahead of the host's clock (negative: behind).
+    ahead: Mutex<i128>,
+    steps: Mutex<Vec<Offset>>,
+}
+
+impl FakeClock {
+    /// A clock `seconds` ahead of the host's (negative: behind).
+    pub fn off_by(seconds: f64) -> Arc<FakeClock> {
+        let clock = FakeClock::default();
+        *clock.ahead.lock().expect("lock") = (seconds * 1e9) as i128;
+        Arc::new(clock)
+    }
+
+    /// How far it is off now, in seconds.
+    pub fn error_secs(&self) -> f64 {
+        *self.ahead.lock().expect("lock") as f64 / 1e9
+    }
+
+    /// The steps made so far.
+    pub fn steps(&self) -> Vec<Offset> {
+        self.steps.lock().expect("lock").clone()
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> SystemTime {
+        let ahead = *self.ahead.lock().expect("lock");
+        Offset(ahead).apply(SystemTime::now()).expect("time")
+    }
+
+    fn step(&self, offset: Offset) -> Result<SystemTime, SystemError> {
+        *self.ahead.lock().expect("lock") += offset.0;
+        self.steps.lock().expect("lock").push(offset);
+        Ok(self.now())
     }
 }
 
