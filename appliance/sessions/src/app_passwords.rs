@@ -16,6 +16,7 @@ use rand::distributions::Alphanumeric;
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use crate::record::{decode_record, encode_record};
 use crate::{Result, SessionError, Sessions, db_err, truncate, unix};
 
 /// An app password's public id (shown in the device list, used to revoke it).
@@ -295,29 +296,11 @@ pub(crate) struct AppRecord {
 
 impl AppRecord {
     fn encode(&self) -> Result<Vec<u8>> {
-        let mut bytes = vec![APP_FORMAT_V1];
-        let body = postcard::to_stdvec(self).map_err(|e| SessionError::Corrupt {
-            detail: format!("encoding an app password: {e}"),
-        })?;
-        bytes.extend_from_slice(&body);
-        Ok(bytes)
+        encode_record(APP_FORMAT_V1, self, "app password")
     }
 
     fn decode(bytes: &[u8]) -> Result<AppRecord> {
-        match bytes.split_first() {
-            Some((&APP_FORMAT_V1, body)) => {
-                postcard::from_bytes(body).map_err(|e| SessionError::Corrupt {
-                    detail: format!("app password: {e}"),
-                })
-            }
-            Some((&found, _)) => Err(SessionError::UnsupportedFormat {
-                found,
-                supported: APP_FORMAT_V1,
-            }),
-            None => Err(SessionError::Corrupt {
-                detail: "empty app password record".into(),
-            }),
-        }
+        decode_record(bytes, APP_FORMAT_V1, "app password")
     }
 
     fn into_public(self) -> AppPassword {

@@ -1,6 +1,8 @@
-//! The on-disk session record: one format-version byte, then postcard. Old versions stay
-//! readable; unknown ones are refused rather than guessed at.
+//! The on-disk records (sessions here, app passwords in `app_passwords`): one format-version
+//! byte, then postcard. Old versions stay readable; unknown ones are refused rather than
+//! guessed at.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::{Session, SessionError};
@@ -23,29 +25,11 @@ pub(crate) struct Record {
 
 impl Record {
     pub fn encode(&self) -> Result<Vec<u8>, SessionError> {
-        let mut bytes = vec![FORMAT_V1];
-        let body = postcard::to_stdvec(self).map_err(|e| SessionError::Corrupt {
-            detail: format!("encoding: {e}"),
-        })?;
-        bytes.extend_from_slice(&body);
-        Ok(bytes)
+        encode_record(FORMAT_V1, self, "session")
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Record, SessionError> {
-        match bytes.split_first() {
-            Some((&FORMAT_V1, body)) => {
-                postcard::from_bytes(body).map_err(|e| SessionError::Corrupt {
-                    detail: e.to_string(),
-                })
-            }
-            Some((&found, _)) => Err(SessionError::UnsupportedFormat {
-                found,
-                supported: FORMAT_V1,
-            }),
-            None => Err(SessionError::Corrupt {
-                detail: "empty record".into(),
-            }),
-        }
+        decode_record(bytes, FORMAT_V1, "session")
     }
 
     pub fn into_session(self) -> Session {
@@ -59,6 +43,43 @@ impl Record {
             user_agent: self.user_agent,
             csrf: self.csrf,
         }
+    }
+}
+
+/// `value` as a record of format `version`: the version byte, then postcard. `what` names
+/// the kind of record in errors.
+pub(crate) fn encode_record<T: Serialize>(
+    version: u8,
+    value: &T,
+    what: &str,
+) -> Result<Vec<u8>, SessionError> {
+    let mut bytes = vec![version];
+    let body = postcard::to_stdvec(value).map_err(|e| SessionError::Corrupt {
+        detail: format!("encoding {what}: {e}"),
+    })?;
+    bytes.extend_from_slice(&body);
+    Ok(bytes)
+}
+
+/// A record [`encode_record`] wrote with format `version`; any other version is refused.
+pub(crate) fn decode_record<T: DeserializeOwned>(
+    bytes: &[u8],
+    version: u8,
+    what: &str,
+) -> Result<T, SessionError> {
+    match bytes.split_first() {
+        Some((&found, body)) if found == version => {
+            postcard::from_bytes(body).map_err(|e| SessionError::Corrupt {
+                detail: format!("{what}: {e}"),
+            })
+        }
+        Some((&found, _)) => Err(SessionError::UnsupportedFormat {
+            found,
+            supported: version,
+        }),
+        None => Err(SessionError::Corrupt {
+            detail: format!("empty {what} record"),
+        }),
     }
 }
 
