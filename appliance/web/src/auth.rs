@@ -24,6 +24,9 @@ use percloud_accounts::{AccountThrottle, LoginThrottle, ThrottleConfig};
 use percloud_sessions::{APP_TOUCH_INTERVAL, AppPassword, Sessions, looks_like_app_password};
 use percloud_store::{Store, User};
 
+use crate::json::Resp;
+use crate::responses;
+
 /// How long a verified credential is trusted without running argon2 again.
 const VERIFIED_TTL: Duration = Duration::from_secs(300);
 /// Bound on remembered credentials; the cache is cleared when it fills.
@@ -39,6 +42,22 @@ pub enum AuthOutcome {
     Denied,
     /// Too many recent failures from this address.
     Throttled(Duration),
+}
+
+impl AuthOutcome {
+    /// The signed-in user, or the answer to a request without one: 401 (which asks for
+    /// credentials) or 429 while the address is throttled.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the response is the refusal itself, made once per refused request"
+    )]
+    pub(crate) fn into_user(self) -> Result<User, Resp> {
+        match self {
+            AuthOutcome::Authenticated(user) => Ok(user),
+            AuthOutcome::Missing | AuthOutcome::Denied => Err(responses::unauthorized()),
+            AuthOutcome::Throttled(wait) => Err(responses::too_many_attempts(wait.as_secs())),
+        }
+    }
 }
 
 /// An app password checked recently, trusted while `generation` is the session database's.

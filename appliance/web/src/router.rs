@@ -14,7 +14,7 @@ use percloud_sessions::Sessions;
 use percloud_store::Store;
 
 use crate::api::admin::FsckState;
-use crate::auth::{AuthOutcome, Authenticator};
+use crate::auth::Authenticator;
 use crate::config::{AppConfig, TlsInfo};
 use crate::links::LinkKeys;
 use crate::net::{is_local_network, is_loopback};
@@ -176,10 +176,10 @@ impl App {
             .auth
             .authenticate(req.headers(), conn.peer.ip())
             .await
+            .into_user()
         {
-            AuthOutcome::Authenticated(user) => self.inner.dav.handle(user.id, req).await,
-            AuthOutcome::Missing | AuthOutcome::Denied => responses::unauthorized(),
-            AuthOutcome::Throttled(wait) => responses::too_many_attempts(wait.as_secs()),
+            Ok(user) => self.inner.dav.handle(user.id, req).await,
+            Err(refusal) => refusal,
         }
     }
 

@@ -11,7 +11,6 @@ use http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
 use super::ocs::Ocs;
-use crate::auth::AuthOutcome;
 use crate::json::{ReqBody, Resp};
 use crate::responses;
 use crate::router::{App, ConnInfo};
@@ -53,10 +52,10 @@ pub(super) async fn handle(app: &App, req: Request<ReqBody>, conn: ConnInfo) -> 
             .auth
             .authenticate(req.headers(), conn.peer.ip())
             .await
+            .into_user()
         {
-            AuthOutcome::Authenticated(user) => ocs.ok(user_json(&user)),
-            AuthOutcome::Missing | AuthOutcome::Denied => responses::unauthorized(),
-            AuthOutcome::Throttled(wait) => responses::too_many_attempts(wait.as_secs()),
+            Ok(user) => ocs.ok(user_json(&user)),
+            Err(refusal) => refusal,
         },
         _ => super::unimplemented::handle(req).await,
     }

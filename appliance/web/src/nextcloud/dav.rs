@@ -7,7 +7,6 @@ use http::{HeaderMap, Request, StatusCode};
 use percloud_store::User;
 
 use super::{chunked, trashbin, versions};
-use crate::auth::AuthOutcome;
 use crate::json::{ApiError, ReqBody, Resp};
 use crate::responses;
 use crate::router::{App, ConnInfo};
@@ -82,10 +81,10 @@ pub(super) async fn handle(app: &App, req: Request<ReqBody>, conn: ConnInfo) -> 
         .auth
         .authenticate(req.headers(), conn.peer.ip())
         .await
+        .into_user()
     {
-        AuthOutcome::Authenticated(user) => user,
-        AuthOutcome::Missing | AuthOutcome::Denied => return responses::unauthorized(),
-        AuthOutcome::Throttled(wait) => return responses::too_many_attempts(wait.as_secs()),
+        Ok(user) => user,
+        Err(refusal) => return refusal,
     };
     let path = req.uri().path().to_owned();
     if path == WEBDAV || path.starts_with("/remote.php/webdav/") {

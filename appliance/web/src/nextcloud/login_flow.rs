@@ -22,7 +22,6 @@ use percloud_sessions::NewAppPassword;
 use serde_json::json;
 
 use super::ocs::{Ocs, is_ocs_request, ocs_tail};
-use crate::auth::AuthOutcome;
 use crate::json::{ApiError, ReqBody, Resp, blocking, json, read_form};
 use crate::router::{App, AppInner, ConnInfo, strip_port};
 use crate::{pages, responses};
@@ -147,10 +146,14 @@ async fn exchange(app: &AppInner, req: &Parts, conn: ConnInfo) -> Resp {
             "the OCS-APIREQUEST: true header is required",
         );
     }
-    let user = match app.auth.authenticate(&req.headers, conn.peer.ip()).await {
-        AuthOutcome::Authenticated(user) => user,
-        AuthOutcome::Missing | AuthOutcome::Denied => return responses::unauthorized(),
-        AuthOutcome::Throttled(wait) => return responses::too_many_attempts(wait.as_secs()),
+    let user = match app
+        .auth
+        .authenticate(&req.headers, conn.peer.ip())
+        .await
+        .into_user()
+    {
+        Ok(user) => user,
+        Err(refusal) => return refusal,
     };
     if app.auth.app_password_of(&req.headers).await.is_some() {
         return ocs.error(
@@ -181,10 +184,14 @@ async fn exchange(app: &AppInner, req: &Parts, conn: ConnInfo) -> Resp {
 /// `DELETE /ocs/…/core/apppassword`: the device signs out; its app password stops working.
 async fn sign_out(app: &AppInner, req: &Parts, conn: ConnInfo) -> Resp {
     let ocs = Ocs::of(req.uri.path(), req.uri.query(), &req.headers);
-    let user = match app.auth.authenticate(&req.headers, conn.peer.ip()).await {
-        AuthOutcome::Authenticated(user) => user,
-        AuthOutcome::Missing | AuthOutcome::Denied => return responses::unauthorized(),
-        AuthOutcome::Throttled(wait) => return responses::too_many_attempts(wait.as_secs()),
+    let user = match app
+        .auth
+        .authenticate(&req.headers, conn.peer.ip())
+        .await
+        .into_user()
+    {
+        Ok(user) => user,
+        Err(refusal) => return refusal,
     };
     let Some(current) = app.auth.app_password_of(&req.headers).await else {
         return ocs.error(

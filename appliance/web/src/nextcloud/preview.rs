@@ -16,7 +16,6 @@ use percloud_store::{Entry, StorePath, UserId};
 use percloud_thumbs::ThumbOutcome;
 
 use crate::api::content::{jpeg_response, thumbnail_source};
-use crate::auth::AuthOutcome;
 use crate::json::{ApiError, Query, ReqBody, Resp, blocking, store_path};
 use crate::responses;
 use crate::router::{App, AppInner, ConnInfo};
@@ -43,10 +42,14 @@ pub(super) async fn handle(app: &App, req: Request<ReqBody>, conn: ConnInfo) -> 
     if !matches!(parts.method, Method::GET | Method::HEAD) {
         return responses::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
     }
-    let user = match app.auth.authenticate(&parts.headers, conn.peer.ip()).await {
-        AuthOutcome::Authenticated(user) => user,
-        AuthOutcome::Missing | AuthOutcome::Denied => return responses::unauthorized(),
-        AuthOutcome::Throttled(wait) => return responses::too_many_attempts(wait.as_secs()),
+    let user = match app
+        .auth
+        .authenticate(&parts.headers, conn.peer.ip())
+        .await
+        .into_user()
+    {
+        Ok(user) => user,
+        Err(refusal) => return refusal,
     };
     match preview(app, user.id, &parts).await {
         Ok(response) => response,

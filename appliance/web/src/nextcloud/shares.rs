@@ -19,10 +19,8 @@ use serde_json::{Value, json};
 
 use super::ocs::{Ocs, is_ocs_request, ocs_tail};
 use crate::api::shares::{MAX_LINK_PASSWORD, create_link, hash_link_password};
-use crate::auth::AuthOutcome;
 use crate::json::{ApiError, ReqBody, Resp, blocking, is_json, read_form, read_json, store_path};
 use crate::links::LinkKeys;
-use crate::responses;
 use crate::router::{App, ConnInfo};
 
 const SHARES: &str = "apps/files_sharing/api/v1/shares";
@@ -50,10 +48,14 @@ pub(super) async fn handle(app: &App, req: Request<ReqBody>, conn: ConnInfo) -> 
             "the OCS-APIREQUEST: true header is required",
         );
     }
-    let user = match app.auth.authenticate(&parts.headers, conn.peer.ip()).await {
-        AuthOutcome::Authenticated(user) => user,
-        AuthOutcome::Missing | AuthOutcome::Denied => return responses::unauthorized(),
-        AuthOutcome::Throttled(wait) => return responses::too_many_attempts(wait.as_secs()),
+    let user = match app
+        .auth
+        .authenticate(&parts.headers, conn.peer.ip())
+        .await
+        .into_user()
+    {
+        Ok(user) => user,
+        Err(refusal) => return refusal,
     };
     let base = match super::login_flow::base_url(app, &parts.headers, conn) {
         Ok(base) => base,
