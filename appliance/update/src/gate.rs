@@ -104,11 +104,7 @@ pub fn on_start(
         logs: report.map(|r| r.logs).unwrap_or_default(),
         trial: true,
     };
-    states.change(|state| {
-        state.pending = None;
-        state.record(entry.clone());
-    })?;
-    states.clear_trial()?;
+    close_trial(states, &entry)?;
     Ok(BootKind::RolledBack(entry))
 }
 
@@ -187,6 +183,15 @@ pub fn record_start_failure(
     })
 }
 
+/// The trial is over with `entry`: it goes into the history, and nothing is pending.
+fn close_trial(states: &StateDir, entry: &HistoryEntry) -> Result<(), UpdateError> {
+    states.change(|state| {
+        state.pending = None;
+        state.record(entry.clone());
+    })?;
+    states.clear_trial()
+}
+
 /// Changes the report of `pending`'s trial (a fresh one when the saved report is of another
 /// attempt) with `edit` and saves it with the latest `logs`.
 fn save_report(
@@ -233,11 +238,7 @@ pub fn passed(
         logs: Vec::new(),
         trial: true,
     };
-    states.change(|state| {
-        state.pending = None;
-        state.record(entry.clone());
-    })?;
-    states.clear_trial()?;
+    close_trial(states, &entry)?;
     Ok(Some(entry))
 }
 
