@@ -22,7 +22,10 @@ image; what the box wrote is read back from them after QEMU has stopped.
                                       shows in the history.
 
 Options: --dir DIR (default out/x86-64): the v1 image percloud-x86-64-<v1>.img, and the
-bundles and slot images next to it (see tests/image/run for how they are built).
+bundles and slot images next to it (see tests/image/run for how they are built);
+--v1/--v2 their versions (default: the workspace's, and its next patch); --key and
+--host-percloud sign the bundles the test makes itself (other board, unknown key); --image
+another image (pi-layout: default out/rpi4-64/percloud-rpi4-64-<v1>.img).
 """
 import argparse
 import glob
@@ -406,7 +409,7 @@ def test_pi_layout(args, run):
     autoboot.txt picks slot A's boot partition and slot B's after a tryboot, each boot
     partition's cmdline.txt names its own slot, and both slots carry the release file and
     the keyring."""
-    image = args.image or find_one(os.path.join(ROOT, "out", "rpi4-64"), "percloud-rpi4-64-[0-9]*[0-9].img")
+    image = args.image or os.path.join(ROOT, "out", "rpi4-64", f"percloud-rpi4-64-{args.v1}.img")
     parts = {n: offset for n, (offset, _) in gpt_partitions(image).items()}
 
     def fat_file(number, name):
@@ -492,7 +495,7 @@ def main():
         args.image = args.image or os.path.join(args.dir, f"percloud-x86-64-{args.v1}.img")
     signal.signal(signal.SIGTERM, lambda *_: (kill_all(), sys.exit(143)))
     run = tempfile.mkdtemp(prefix=f"percloud-update-{args.scenario}-", dir=os.path.join(ROOT, "out"))
-    note(f"{args.scenario}: console log (if any): {run}/console.log")
+    note(f"{args.scenario}: work folder {run}")
     try:
         results = {"trial": test_trial, "update": test_update,
                    "pi-layout": test_pi_layout}[args.scenario](args, run)
