@@ -29,7 +29,7 @@ EOF
     export PERCLOUD_APT_UPDATED=1
   fi
   ensure_apt genimage dosfstools mtools squashfs-tools e2fsprogs cpio kmod fdisk zstd \
-    grub-common binutils musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+    grub-common binutils musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross make
 }
 
 # fetch_deb CACHE ARCH PACKAGE: prints the path of PACKAGE's .deb for ARCH in CACHE, running
@@ -125,6 +125,43 @@ copy_modules() {
     mkdir -p "$dest/lib/modules/$kver/$(dirname "$rel")"
     cp "$file" "$dest/lib/modules/$kver/$rel"
     echo "$rel"
+  done
+}
+
+# build_kernel_module SRC KVER ARCH CACHE WORK DEST: builds the out-of-tree module in folder
+# SRC (a Kbuild file) against Debian's headers of kernel KVER for ARCH, cross-compiled
+# (arm64: aarch64-linux-gnu-gcc; kbuild's host tools are amd64), and installs its .ko files
+# into DEST/lib/modules/KVER/extra/. Packages are fetched into CACHE/debs. Built without
+# debug information and stripped: the same bytes whatever folder it is built in.
+build_kernel_module() {
+  local src=$1 kver=$2 arch=$3 cache=$4 work=$5 dest=$6 series cross headers build ko
+  series=$(echo "$kver" | cut -d. -f1-2)
+  case "$arch" in
+    arm64) cross=aarch64-linux-gnu- ;;
+    *) echo "build-image: building kernel modules for $arch is not set up" >&2; return 1 ;;
+  esac
+  headers=$(realpath -m "$cache/unpacked/linux-headers-$kver")
+  if [ ! -e "$headers/.extracted" ]; then
+    rm -rf "$headers"
+    mkdir -p "$headers"
+    dpkg-deb -x "$(fetch_deb "$cache/debs/$arch" "$arch" "linux-headers-$kver")" "$headers"
+    dpkg-deb -x "$(fetch_deb "$cache/debs/$arch" "$arch" "linux-headers-${kver%-*}-common")" "$headers"
+    dpkg-deb -x "$(fetch_deb "$cache/debs/amd64" amd64 "linux-kbuild-$series")" "$headers"
+    # The headers' Makefile includes the common part by its installed path.
+    sed -i "s|/usr/src/|$headers/usr/src/|" "$headers/usr/src/linux-headers-$kver/Makefile"
+    touch "$headers/.extracted"
+  fi
+  build=$(realpath -m "$work/module-$(basename "$src")")
+  rm -rf "$build"
+  mkdir -p "$build"
+  cp -a "$src/." "$build/"
+  make -s -C "$headers/usr/src/linux-headers-$kver" M="$build" ARCH="$arch" \
+    CROSS_COMPILE="$cross" KCFLAGS=-g0 modules 2>&1 | grep -v '^Skipping BTF generation' >&2 || true
+  for ko in "$build"/*.ko; do
+    [ -e "$ko" ] || { echo "build-image: building the module in $src gave no .ko" >&2; return 1; }
+    install -D -m 0644 /dev/null "$dest/lib/modules/$kver/extra/$(basename "$ko")"
+    "${cross}strip" --strip-debug -o "$dest/lib/modules/$kver/extra/$(basename "$ko")" "$ko"
+    echo "module $(basename "$ko" .ko) ($(stat -c %s "$ko") bytes before strip)"
   done
 }
 
