@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use percloud_update::boot::fake::FakeBoot;
 use percloud_update::boot::grub::GrubBoot;
-use percloud_update::boot::tryboot::{DEVICE_TREE_BOOTLOADER, TrybootBoot};
+use percloud_update::boot::tryboot::{DEVICE_TREE_BOOTLOADER, TRYBOOT_MODULE, TrybootBoot};
 use percloud_update::boot::{BootControl, SystemPaths};
 use percloud_update::download::Downloader;
 use percloud_update::gate::{self, BootKind};
@@ -113,6 +113,8 @@ pub(crate) fn backend(config: &UpdateConfig) -> Result<Box<dyn BootControl>, Cli
         BootBackend::Tryboot => Box::new(TrybootBoot {
             autoboot: config.autoboot.clone().ok_or_else(|| missing("autoboot"))?,
             device_tree: PathBuf::from(DEVICE_TREE_BOOTLOADER),
+            module: PathBuf::from(TRYBOOT_MODULE),
+            restart: percloud_system::reboot::restart_with_argument,
             system,
         }),
         BootBackend::Fake => Box::new(FakeBoot {

@@ -72,4 +72,10 @@ pub enum SystemError {
     },
     #[error("stepping the clock by {offset} gives no representable time")]
     ClockOutOfRange { offset: Offset },
+    #[error("cannot restart with the argument {argument:?}: {source}")]
+    Reboot {
+        argument: String,
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -2,7 +2,8 @@
 //! serving files. It arms and feeds the hardware watchdog while the daemon is healthy
 //! ([`watchdog`]), runs the first-boot steps that belong on `/data` ([`first_boot`]), sets
 //! the host name ([`hostname`]), prints the address to open on the console ([`console`]) and
-//! keeps the clock right from NTP ([`ntp`]).
+//! keeps the clock right from NTP ([`ntp`]). [`reboot`] restarts the machine with an argument
+//! for the firmware (the Raspberry Pi's tryboot): the workspace's one `unsafe` system call.
 //!
 //! It must never know about storage, HTTP routing or TLS: the daemon hands it a health
 //! probe and the addresses it listens on. Hardware sits behind small traits
@@ -16,6 +17,7 @@ pub mod first_boot;
 pub mod health;
 pub mod hostname;
 pub mod ntp;
+pub mod reboot;
 pub mod watchdog;
 
 pub use error::SystemError;

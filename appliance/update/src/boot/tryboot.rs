@@ -4,11 +4,15 @@
 //! (`board/raspberrypi/common/genimage.cfg`).
 //!
 //! The firmware reports its support in the device tree: a bootloader that understands
-//! `tryboot_a_b` sets `chosen/bootloader/partition`. Debian's kernel cannot pass the tryboot
-//! flag on reboot (the Raspberry Pi kernel sends it to the firmware), so [`BootControl::reboot`]
-//! refuses here with that reason (docs/update.md, "Raspberry Pi").
+//! `tryboot_a_b` sets `chosen/bootloader/partition`. The tryboot flag travels in the reboot
+//! call, `reboot(2)` with `"0 tryboot"`; Debian's kernel passes it on to the firmware only
+//! with our module `percloud_tryboot` loaded (board/raspberrypi/common/tryboot-module), so
+//! [`BootControl::reboot`] checks for the module first and refuses clearly without it
+//! (docs/update.md, "Raspberry Pi").
 
 use std::path::PathBuf;
+
+use percloud_system::SystemError;
 
 use super::{BootControl, SystemPaths, slot_from_cmdline_file};
 use crate::error::UpdateError;
@@ -18,6 +22,13 @@ use crate::slot::Slot;
 const NAME: &str = "tryboot";
 /// The firmware's node in the device tree.
 pub const DEVICE_TREE_BOOTLOADER: &str = "/proc/device-tree/chosen/bootloader";
+/// Present while the kernel module that sends the firmware's tryboot flag is loaded.
+pub const TRYBOOT_MODULE: &str = "/sys/module/percloud_tryboot";
+/// The reboot command string for a one-shot trial: partition 0 (autoboot.txt decides), tryboot.
+pub const TRYBOOT_ARGUMENT: &str = "0 tryboot";
+
+/// Restarts the machine with a reboot argument; only returns on failure.
+pub type Restart = fn(&str) -> Result<(), SystemError>;
 
 /// The boot partition of a slot.
 pub fn partition(slot: Slot) -> u8 {
@@ -109,6 +120,10 @@ pub struct TrybootBoot {
     pub autoboot: PathBuf,
     /// `chosen/bootloader` of the device tree (tests point it at a folder).
     pub device_tree: PathBuf,
+    /// [`TRYBOOT_MODULE`] (tests point it at a folder).
+    pub module: PathBuf,
+    /// [`percloud_system::reboot::restart_with_argument`] (tests record the argument).
+    pub restart: Restart,
     pub system: SystemPaths,
 }
 
@@ -192,13 +207,25 @@ impl BootControl for TrybootBoot {
         })
     }
 
+    /// `reboot(2)` with `"0 tryboot"`, at once (not through init: busybox's `reboot` takes
+    /// no argument). Refused, with nothing done, when the module that passes the flag on to
+    /// the firmware is not loaded or the bootloader cannot tryboot.
     fn reboot(&self) -> Result<(), UpdateError> {
-        Err(UpdateError::Boot {
+        if !self.module.exists() {
+            return Err(UpdateError::Boot {
+                backend: NAME,
+                reason: format!(
+                    "this kernel cannot ask the firmware for a one-shot tryboot: the module \
+                     percloud_tryboot is not loaded ({} is missing); the slot is written but \
+                     not booted",
+                    self.module.display()
+                ),
+            });
+        }
+        self.check_capability()?;
+        (self.restart)(TRYBOOT_ARGUMENT).map_err(|e| UpdateError::Boot {
             backend: NAME,
-            reason: "this kernel cannot ask the firmware for a one-shot tryboot \
-                     (Debian's arm64 kernel lacks the Raspberry Pi firmware's reboot flag); \
-                     the slot is written but not booted"
-                .into(),
+            reason: e.to_string(),
         })
     }
 }
@@ -212,6 +239,14 @@ mod tests {
     /// The form Raspberry Pi's documentation shows, without comments.
     const DOCS: &str = "[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n";
 
+    /// Never restarts: fails with the argument in the message, so a test sees what was asked.
+    fn recording_restart(argument: &str) -> Result<(), SystemError> {
+        Err(SystemError::Reboot {
+            argument: argument.to_owned(),
+            source: std::io::Error::other("test: restart asked"),
+        })
+    }
+
     fn boot(text: &str, capable: bool) -> (tempfile::TempDir, TrybootBoot) {
         let dir = tempfile::tempdir().expect("tempdir");
         let autoboot = dir.path().join("autoboot.txt");
@@ -221,6 +256,8 @@ mod tests {
         if capable {
             std::fs::write(device_tree.join("partition"), [0, 0, 0, 2]).expect("dt");
         }
+        let module = dir.path().join("percloud_tryboot");
+        std::fs::create_dir(&module).expect("module");
         let cmdline = dir.path().join("cmdline");
         std::fs::write(&cmdline, "console=tty1 percloud.slot=A rootwait").expect("cmdline");
         let system = SystemPaths {
@@ -232,6 +269,8 @@ mod tests {
             TrybootBoot {
                 autoboot,
                 device_tree,
+                module,
+                restart: recording_restart,
                 system,
             },
         )
@@ -267,12 +306,27 @@ mod tests {
         let error = boot.arm_trial(Slot::B).expect_err("no capability");
         assert!(error.to_string().contains("EEPROM is too old"), "{error}");
         assert_eq!(std::fs::read_to_string(&boot.autoboot).expect("read"), DOCS);
+        let error = boot.reboot().expect_err("old EEPROM");
+        assert!(error.to_string().contains("EEPROM is too old"), "{error}");
+        assert!(!error.to_string().contains("restart asked"), "{error}");
+    }
+
+    #[test]
+    fn reboot_asks_for_tryboot_only_with_the_module_loaded() {
+        let (_dir, boot) = boot(DOCS, true);
+        let error = boot.reboot().expect_err("the test's restart fails");
         assert!(
-            boot.reboot()
-                .expect_err("no flag")
-                .to_string()
-                .contains("tryboot")
+            error.to_string().contains(r#""0 tryboot""#)
+                && error.to_string().contains("restart asked"),
+            "{error}"
         );
+        std::fs::remove_dir(&boot.module).expect("unload");
+        let error = boot.reboot().expect_err("no module");
+        assert!(
+            error.to_string().contains("percloud_tryboot is not loaded"),
+            "{error}"
+        );
+        assert!(!error.to_string().contains("restart asked"), "{error}");
     }
 
     #[test]
