@@ -226,7 +226,10 @@ configure_slot() {
   # partition.
   case "$BOOTLOADER" in
     grub-efi) boot_control='boot = "grub"'; boot_file="grubenv = \"$BOOT_MOUNT/EFI/BOOT/grubenv\"" ;;
-    rpi-firmware) boot_control='boot = "tryboot"'; boot_file="autoboot = \"$BOOT_MOUNT/autoboot.txt\"" ;;
+    rpi-firmware)
+      # Each slot's own boot partition (kernel, initramfs, DTBs), written with the slot.
+      boot_control=$'boot_a = "/run/percloud/boot-a"\nboot_b = "/run/percloud/boot-b"\nboot = "tryboot"'
+      boot_file="autoboot = \"$BOOT_MOUNT/autoboot.txt\"" ;;
     *) echo "configure_slot: unknown BOOTLOADER $BOOTLOADER" >&2; return 2 ;;
   esac
   cat >> "$rootfs/etc/percloud/config.toml" <<EOF

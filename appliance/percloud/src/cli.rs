@@ -93,6 +93,9 @@ pub enum UpdateCommand {
         /// The slot image (squashfs)
         #[arg(long, value_name = "FILE")]
         payload: PathBuf,
+        /// The Pi: the boot partition image (FAT) made for slot a, and for slot b; give both
+        #[arg(long, value_name = "a=FILE|b=FILE")]
+        boot_payload: Vec<String>,
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },

@@ -49,6 +49,12 @@ pub struct UpdateConfig {
     pub board: Option<String>,
     pub slot_a: PathBuf,
     pub slot_b: PathBuf,
+    /// Each slot's own boot partition (the Pi's p2 and p3: kernel, initramfs, DTBs); give
+    /// both or neither. Bundles must then carry a boot payload per slot.
+    #[serde(default)]
+    pub boot_a: Option<PathBuf>,
+    #[serde(default)]
+    pub boot_b: Option<PathBuf>,
     pub boot: BootBackend,
     /// `boot = "grub"`: the environment block on the ESP.
     #[serde(default)]
@@ -116,6 +122,22 @@ impl UpdateConfig {
     fn validate(&self) -> Result<(), String> {
         if self.slot_a == self.slot_b {
             return Err("[update] slot_a and slot_b must differ".into());
+        }
+        match (&self.boot_a, &self.boot_b) {
+            (None, None) => {}
+            (Some(a), Some(b)) => {
+                let all = [&self.slot_a, &self.slot_b, a, b];
+                if (1..all.len()).any(|i| all[..i].contains(&all[i])) {
+                    return Err("[update] slot_a, slot_b, boot_a and boot_b must all differ".into());
+                }
+            }
+            _ => return Err("[update] boot_a and boot_b go together".into()),
+        }
+        if self.boot == BootBackend::Tryboot && self.boot_a.is_none() {
+            return Err(
+                "[update] boot = \"tryboot\" needs `boot_a` and `boot_b` (each slot's boot partition)"
+                    .into(),
+            );
         }
         let needed = match self.boot {
             BootBackend::Grub => ("grubenv", self.grubenv.is_none()),
@@ -556,6 +578,20 @@ mod tests {
             )
             .is_err()
         );
+        let fake = format!("{base}boot = \"fake\"\nfake_state = \"/f\"\n");
+        let both = parse(&format!("{fake}boot_a = \"/ba\"\nboot_b = \"/bb\"\n")).expect("valid");
+        assert_eq!(
+            both.update.expect("section").boot_b,
+            Some(PathBuf::from("/bb"))
+        );
+        assert!(
+            parse(&format!("{fake}boot_a = \"/ba\"\n")).is_err(),
+            "both or neither"
+        );
+        assert!(parse(&format!("{fake}boot_a = \"/b\"\nboot_b = \"/bb\"\n")).is_err());
+        let tryboot = format!("{base}boot = \"tryboot\"\nautoboot = \"/p1/autoboot.txt\"\n");
+        assert!(parse(&tryboot).is_err(), "tryboot needs boot partitions");
+        assert!(parse(&format!("{tryboot}boot_a = \"/ba\"\nboot_b = \"/bb\"\n")).is_ok());
     }
 
     #[test]

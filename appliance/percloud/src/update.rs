@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use percloud_update::bundle::{self, PackRequest};
+use percloud_update::bundle::{self, BootImages, PackRequest};
 use percloud_update::keys::{self, SigningKey};
 use percloud_update::{UpdateError, channel};
 
@@ -22,18 +22,22 @@ pub fn build_host(command: &UpdateCommand) -> Option<Result<(), CliError>> {
             version,
             min_version,
             payload,
+            boot_payload,
             out,
-        } => pack(
-            key,
-            PackRequest {
-                board: board.clone(),
-                version: version.clone(),
-                min_version: min_version.clone(),
-                created: source_date_epoch(),
-                payload: payload.clone(),
-                out: out.clone(),
-            },
-        ),
+        } => boot_images(boot_payload).and_then(|boot| {
+            pack(
+                key,
+                PackRequest {
+                    board: board.clone(),
+                    version: version.clone(),
+                    min_version: min_version.clone(),
+                    created: source_date_epoch(),
+                    payload: payload.clone(),
+                    boot,
+                    out: out.clone(),
+                },
+            )
+        }),
         UpdateCommand::Channel { out, bundles } => write_channel(out, bundles),
         _ => return None,
     })
@@ -49,16 +53,58 @@ fn keygen(out: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `--boot-payload a=FILE --boot-payload b=FILE`, or none.
+fn boot_images(args: &[String]) -> Result<Option<BootImages>, CliError> {
+    if args.is_empty() {
+        return Ok(None);
+    }
+    let (mut a, mut b) = (None, None);
+    for arg in args {
+        let (slot, file) = match arg.split_once('=') {
+            Some(("a", file)) => (&mut a, file),
+            Some(("b", file)) => (&mut b, file),
+            _ => {
+                return Err(CliError::Usage(format!(
+                    "--boot-payload {arg}: expected a=FILE or b=FILE"
+                )));
+            }
+        };
+        if slot.replace(std::path::PathBuf::from(file)).is_some() {
+            return Err(CliError::Usage(format!(
+                "--boot-payload {arg}: given twice"
+            )));
+        }
+    }
+    match (a, b) {
+        (Some(a), Some(b)) => Ok(Some(BootImages { a, b })),
+        _ => Err(CliError::Usage(
+            "--boot-payload needs both a=FILE and b=FILE (one boot partition per slot)".into(),
+        )),
+    }
+}
+
 fn pack(key: &Path, request: PackRequest) -> Result<(), CliError> {
     let key = SigningKey::load(key)?;
     let manifest = bundle::pack(&key, &request)?;
+    let payloads: Vec<String> = manifest
+        .payloads
+        .iter()
+        .map(|p| {
+            format!(
+                "{}{} {} bytes, {} compressed",
+                p.role.as_str(),
+                p.slot.map(|s| format!(" {s}")).unwrap_or_default(),
+                p.size,
+                p.compressed_size
+            )
+        })
+        .collect();
     println!(
-        "{}: {} {} ({} bytes, {} compressed), signed by {}",
+        "{}: {} {} ({}), signed by {}",
         request.out.display(),
         manifest.board,
         manifest.version,
-        manifest.payload.size,
-        manifest.payload.compressed_size,
+        payloads.join("; "),
         key.key_id()
     );
     Ok(())

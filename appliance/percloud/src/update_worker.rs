@@ -339,6 +339,12 @@ impl Updates {
         let this = self.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let keyring = Keyring::load(&this.config.keyring)?;
+            let boot_partitions = this
+                .config
+                .boot_a
+                .clone()
+                .zip(this.config.boot_b.clone())
+                .map(|(a, b)| SlotDevices { a, b });
             let installer = Installer {
                 keyring: &keyring,
                 facts: &this.facts,
@@ -347,6 +353,7 @@ impl Updates {
                     a: this.config.slot_a.clone(),
                     b: this.config.slot_b.clone(),
                 },
+                boot_partitions: boot_partitions.as_ref(),
                 states: &this.states,
                 mounts: PathBuf::from("/proc/self/mounts"),
             };

@@ -8,8 +8,9 @@
 //! 12          M     manifest, UTF-8 JSON (manifest.rs)
 //! 12+M        8     key id: the first 8 bytes of BLAKE3 of the signer's public key
 //! 20+M        64    Ed25519 signature over "percloud-update manifest\n" || manifest
-//! 84+M        C     payload: one zstd frame of the slot image, C = compressed_size
-//! 84+M+C            end of file (trailing bytes are refused)
+//! 84+M        C1    first payload (the system slot): one zstd frame, C1 = its compressed_size
+//! 84+M+C1     C2    the next payloads, in the manifest's order (the Pi's boot partitions)
+//! 84+M+ΣC           end of file (trailing bytes are refused)
 //! ```
 
 use std::fs::File;
@@ -18,7 +19,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Refusal, UpdateError};
 use crate::keys::{KEY_ID_LEN, KeyId, Keyring, SigningKey};
-use crate::manifest::{MANIFEST_FORMAT, Manifest, Payload};
+use crate::manifest::{MANIFEST_FORMAT, Manifest, Payload, Role};
+use crate::slot::Slot;
 
 pub const MAGIC: [u8; 8] = *b"\x89PCUP\r\n\x1a";
 pub const MAX_MANIFEST: u32 = 64 * 1024;
@@ -37,31 +39,54 @@ pub struct PackRequest {
     pub min_version: Option<String>,
     /// Unix seconds recorded as `created`.
     pub created: u64,
+    /// The system slot image (squashfs).
     pub payload: PathBuf,
+    /// The boot partition image made for each slot (the Pi), or none.
+    pub boot: Option<BootImages>,
     pub out: PathBuf,
+}
+
+/// The two variants of a per-slot boot partition (they differ in the slot `cmdline.txt` names).
+#[derive(Debug, Clone)]
+pub struct BootImages {
+    pub a: PathBuf,
+    pub b: PathBuf,
 }
 
 /// Writes a signed bundle; the output appears whole (temporary file, then rename).
 pub fn pack(key: &SigningKey, request: &PackRequest) -> Result<Manifest, UpdateError> {
     let out = &request.out;
     let temp = with_suffix(out, ".tmp");
-    let compressed_path = with_suffix(out, ".payload.tmp");
+    let mut sources = vec![(Role::System, None, request.payload.clone())];
+    if let Some(boot) = &request.boot {
+        sources.push((Role::Boot, Some(Slot::A), boot.a.clone()));
+        sources.push((Role::Boot, Some(Slot::B), boot.b.clone()));
+    }
+    let compressed_paths: Vec<PathBuf> = (0..sources.len())
+        .map(|i| with_suffix(out, &format!(".payload{i}.tmp")))
+        .collect();
     let result = (|| {
-        let (size, blake3) = compress(&request.payload, &compressed_path)?;
-        let (compressed_size, compressed_blake3) = hash_file(&compressed_path)?;
+        let mut payloads = Vec::new();
+        for ((role, slot, source), compressed_path) in sources.iter().zip(&compressed_paths) {
+            let (size, blake3) = compress(source, compressed_path)?;
+            let (compressed_size, compressed_blake3) = hash_file(compressed_path)?;
+            payloads.push(Payload {
+                role: *role,
+                slot: *slot,
+                compression: "zstd".into(),
+                size,
+                blake3,
+                compressed_size,
+                compressed_blake3,
+            });
+        }
         let manifest = Manifest {
             format: MANIFEST_FORMAT,
             board: request.board.clone(),
             version: request.version.clone(),
             min_version: request.min_version.clone(),
             created: request.created,
-            payload: Payload {
-                compression: "zstd".into(),
-                size,
-                blake3,
-                compressed_size,
-                compressed_blake3,
-            },
+            payloads,
         };
         // Check what we are about to sign exactly as a box will.
         let manifest_bytes = serde_json::to_vec(&manifest)
@@ -73,22 +98,24 @@ pub fn pack(key: &SigningKey, request: &PackRequest) -> Result<Manifest, UpdateE
             .ok_or_else(|| UpdateError::Signing("manifest too large".into()))?;
         let signature = key.sign(&signed_message(&manifest_bytes));
         let mut file = File::create(&temp).map_err(UpdateError::write(&temp))?;
-        let mut compressed =
-            File::open(&compressed_path).map_err(UpdateError::read(&compressed_path))?;
         (|| {
             file.write_all(&MAGIC)?;
             file.write_all(&length.to_le_bytes())?;
             file.write_all(&manifest_bytes)?;
             file.write_all(&key.key_id().0)?;
             file.write_all(&signature)?;
-            std::io::copy(&mut compressed, &mut file)?;
+            for compressed_path in &compressed_paths {
+                std::io::copy(&mut File::open(compressed_path)?, &mut file)?;
+            }
             file.sync_all()
         })()
         .map_err(UpdateError::write(&temp))?;
         std::fs::rename(&temp, out).map_err(UpdateError::write(out))?;
         Ok(manifest)
     })();
-    let _ = std::fs::remove_file(&compressed_path);
+    for compressed_path in &compressed_paths {
+        let _ = std::fs::remove_file(compressed_path);
+    }
     let _ = std::fs::remove_file(&temp);
     result
 }
@@ -209,9 +236,12 @@ pub fn inspect(path: &Path) -> Result<(Manifest, KeyId), UpdateError> {
 }
 
 fn check_length(framing: &Framing, manifest: &Manifest) -> Result<(), Refusal> {
-    let expected = framing
-        .payload_offset
-        .checked_add(manifest.payload.compressed_size);
+    let expected = manifest
+        .payloads
+        .iter()
+        .try_fold(framing.payload_offset, |end, p| {
+            end.checked_add(p.compressed_size)
+        });
     if expected != Some(framing.file_len) {
         return Err(Refusal::Tampered(format!(
             "the file has {} bytes, the manifest accounts for {}",
@@ -228,7 +258,8 @@ pub struct VerifiedBundle {
     pub path: PathBuf,
     pub manifest: Manifest,
     pub key_id: KeyId,
-    payload_offset: u64,
+    /// Where each payload of the manifest starts in the file.
+    offsets: Vec<u64>,
 }
 
 impl VerifiedBundle {
@@ -248,60 +279,92 @@ impl VerifiedBundle {
         }
         let manifest = Manifest::parse(&framing.manifest_bytes)?;
         check_length(&framing, &manifest)?;
+        let offsets = manifest
+            .payloads
+            .iter()
+            .scan(framing.payload_offset, |at, p| {
+                let start = *at;
+                *at += p.compressed_size;
+                Some(start)
+            })
+            .collect();
         Ok(VerifiedBundle {
             path: path.to_owned(),
             manifest,
             key_id: framing.key_id,
-            payload_offset: framing.payload_offset,
+            offsets,
         })
     }
 
-    /// Checks the compressed payload's digest, then decompresses it once into nothing to
-    /// check the slot image's size and digest: after this, writing the slot can only fail
-    /// for reasons of the slot itself. `progress` gets the bytes checked so far.
-    pub fn verify_payload(&self, progress: &mut dyn FnMut(u64)) -> Result<(), UpdateError> {
-        let payload = &self.manifest.payload;
-        let mut hashing = HashingReader::new(self.compressed()?);
+    /// Checks every payload ([`VerifiedBundle::verify_payload`]); `progress` gets the
+    /// compressed bytes checked so far, across all payloads.
+    pub fn verify_payloads(&self, progress: &mut dyn FnMut(u64)) -> Result<(), UpdateError> {
+        let mut before = 0;
+        for (index, payload) in self.manifest.payloads.iter().enumerate() {
+            self.verify_payload(index, &mut |n| progress(before + n))?;
+            before += payload.compressed_size;
+        }
+        Ok(())
+    }
+
+    /// Checks payload `index`'s compressed digest, then decompresses it once into nothing
+    /// to check the image's size and digest: after this, writing it can only fail for
+    /// reasons of the target itself. `progress` gets the bytes checked so far.
+    pub fn verify_payload(
+        &self,
+        index: usize,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), UpdateError> {
+        let payload = &self.manifest.payloads[index];
+        let role = payload.role.as_str();
+        let mut hashing = HashingReader::new(self.compressed(index)?);
         copy_with_progress(&mut hashing, &mut std::io::sink(), progress)
             .map_err(UpdateError::read(&self.path))?;
         if hashing.hasher.finalize().to_hex().as_str() != payload.compressed_blake3 {
-            return Err(Refusal::Tampered("compressed payload digest differs".into()).into());
+            return Err(
+                Refusal::Tampered(format!("compressed {role} payload digest differs")).into(),
+            );
         }
-        let mut hashing = HashingReader::new(self.payload_reader()?);
+        let mut hashing = HashingReader::new(self.payload_reader(index)?);
         let copied = copy_with_progress(&mut hashing, &mut std::io::sink(), &mut |_| {});
         match copied {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return Err(Refusal::Tampered(format!("payload does not decompress: {e}")).into());
+                return Err(
+                    Refusal::Tampered(format!("{role} payload does not decompress: {e}")).into(),
+                );
             }
             Err(e) => return Err(UpdateError::read(&self.path)(e)),
         }
         if hashing.count != payload.size {
             return Err(Refusal::Tampered(format!(
-                "payload has {} bytes, the manifest says {}",
+                "{role} payload has {} bytes, the manifest says {}",
                 hashing.count, payload.size
             ))
             .into());
         }
         if hashing.hasher.finalize().to_hex().as_str() != payload.blake3 {
-            return Err(Refusal::Tampered("payload digest differs".into()).into());
+            return Err(Refusal::Tampered(format!("{role} payload digest differs")).into());
         }
         Ok(())
     }
 
-    fn compressed(&self) -> Result<std::io::Take<BufReader<File>>, UpdateError> {
+    fn compressed(&self, index: usize) -> Result<std::io::Take<BufReader<File>>, UpdateError> {
         let mut file = File::open(&self.path).map_err(UpdateError::read(&self.path))?;
-        file.seek(SeekFrom::Start(self.payload_offset))
+        file.seek(SeekFrom::Start(self.offsets[index]))
             .map_err(UpdateError::read(&self.path))?;
-        Ok(BufReader::with_capacity(BLOCK, file).take(self.manifest.payload.compressed_size))
+        Ok(BufReader::with_capacity(BLOCK, file)
+            .take(self.manifest.payloads[index].compressed_size))
     }
 
-    /// The decompressed slot image, at most the manifest's size plus one byte (so a longer
-    /// stream is noticed, not silently cut).
-    pub fn payload_reader(&self) -> Result<Box<dyn Read + Send>, UpdateError> {
-        let decoder = zstd::Decoder::with_buffer(self.compressed()?)
+    /// Payload `index`'s decompressed image, at most the manifest's size plus one byte (so
+    /// a longer stream is noticed, not silently cut).
+    pub fn payload_reader(&self, index: usize) -> Result<Box<dyn Read + Send>, UpdateError> {
+        let decoder = zstd::Decoder::with_buffer(self.compressed(index)?)
             .map_err(UpdateError::read(&self.path))?;
-        Ok(Box::new(decoder.take(self.manifest.payload.size + 1)))
+        Ok(Box::new(
+            decoder.take(self.manifest.payloads[index].size + 1),
+        ))
     }
 }
 
@@ -363,6 +426,11 @@ mod tests {
     use crate::keys::generate;
 
     fn bundle(dir: &Path) -> (PathBuf, Keyring) {
+        bundle_with(dir, false)
+    }
+
+    /// A bundle of a made-up slot image, with the two boot images when `boot`.
+    fn bundle_with(dir: &Path, boot: bool) -> (PathBuf, Keyring) {
         let key_path = dir.join("k.key");
         generate(&key_path).expect("keygen");
         let key = SigningKey::load(&key_path).expect("key");
@@ -371,6 +439,15 @@ mod tests {
         let payload = dir.join("slot.img");
         let content: Vec<u8> = (0..200_000u32).map(|i| (i * 7 / 13) as u8).collect();
         std::fs::write(&payload, content).expect("payload");
+        let boot = boot.then(|| {
+            let images = BootImages {
+                a: dir.join("boot-a.vfat"),
+                b: dir.join("boot-b.vfat"),
+            };
+            std::fs::write(&images.a, b"boot partition of slot A".repeat(5000)).expect("a");
+            std::fs::write(&images.b, b"boot partition of slot B".repeat(5000)).expect("b");
+            images
+        });
         let out = dir.join("b.pcup");
         pack(
             &key,
@@ -380,6 +457,7 @@ mod tests {
                 min_version: None,
                 created: 0,
                 payload,
+                boot,
                 out: out.clone(),
             },
         )
@@ -388,7 +466,7 @@ mod tests {
     }
 
     fn accepted(path: &Path, keyring: &Keyring) -> bool {
-        VerifiedBundle::open(path, keyring).is_ok_and(|b| b.verify_payload(&mut |_| {}).is_ok())
+        VerifiedBundle::open(path, keyring).is_ok_and(|b| b.verify_payloads(&mut |_| {}).is_ok())
     }
 
     /// Every single-bit change anywhere in the header, and a sample across the payload, is
@@ -396,7 +474,7 @@ mod tests {
     #[test]
     fn any_altered_byte_or_length_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (path, keyring) = bundle(dir.path());
+        let (path, keyring) = bundle_with(dir.path(), true);
         assert!(accepted(&path, &keyring));
         let original = std::fs::read(&path).expect("read");
         let framing = read_framing(&path).expect("framing");
@@ -433,7 +511,7 @@ mod tests {
         let verified = VerifiedBundle::open(&path, &keyring).expect("open");
         let mut out = Vec::new();
         verified
-            .payload_reader()
+            .payload_reader(0)
             .expect("reader")
             .read_to_end(&mut out)
             .expect("read");
@@ -443,5 +521,44 @@ mod tests {
         );
         let (manifest, key_id) = inspect(&path).expect("inspect");
         assert_eq!((manifest, key_id), (verified.manifest, verified.key_id));
+    }
+
+    #[test]
+    fn three_payloads_survive_the_round_trip_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (path, keyring) = bundle_with(dir.path(), true);
+        let verified = VerifiedBundle::open(&path, &keyring).expect("open");
+        verified.verify_payloads(&mut |_| {}).expect("verified");
+        let roles: Vec<_> = verified
+            .manifest
+            .payloads
+            .iter()
+            .map(|p| (p.role, p.slot))
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                (Role::System, None),
+                (Role::Boot, Some(Slot::A)),
+                (Role::Boot, Some(Slot::B))
+            ]
+        );
+        for (index, file) in ["slot.img", "boot-a.vfat", "boot-b.vfat"]
+            .iter()
+            .enumerate()
+        {
+            let mut out = Vec::new();
+            verified
+                .payload_reader(index)
+                .expect("reader")
+                .read_to_end(&mut out)
+                .expect("read");
+            assert_eq!(
+                out,
+                std::fs::read(dir.path().join(file)).expect("file"),
+                "{file}"
+            );
+        }
+        assert_eq!(verified.manifest.boot_for(Slot::B).map(|(i, _)| i), Some(2));
     }
 }

@@ -11,6 +11,10 @@ pub enum Refusal {
     NotABundle(String),
     #[error("bundle format {0} is newer than this system understands")]
     UnsupportedFormat(u32),
+    #[error(
+        "bundle format {0} is older than this system accepts; rebuild the bundle with a current `percloud update pack`"
+    )]
+    RetiredFormat(u32),
     #[error("signed by key {key_id}, which is not in this box's keyring")]
     UnknownKey { key_id: String },
     #[error("bad signature (key {key_id}): the manifest was altered or signed by another key")]
@@ -31,6 +35,14 @@ pub enum Refusal {
     Tampered(String),
     #[error("payload of {payload} bytes does not fit the {slot}-byte slot")]
     TooLarge { payload: u64, slot: u64 },
+    #[error(
+        "this box boots from a boot partition per slot (kernel, initramfs); the bundle carries no boot payload for them"
+    )]
+    MissingBootPayload,
+    #[error(
+        "the bundle carries boot partition payloads, but this box has no boot partition per slot"
+    )]
+    UnexpectedBootPayload,
     #[error("slot {0} is the running system; only the other slot can be written")]
     RunningSlot(crate::Slot),
 }

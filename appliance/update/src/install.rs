@@ -7,7 +7,9 @@
 //!    the compressed payload's digest, then a full decompression to check the image's size
 //!    and digest. A refusal here has written nothing anywhere but the history.
 //! 2. the bootloader stops considering the inactive slot (it is about to hold half an
-//!    image), then the slot is written, flushed and read back.
+//!    image), then the slot is written, flushed and read back; on a box with a boot
+//!    partition per slot (the Pi), so is the inactive slot's boot partition, with the boot
+//!    payload made for that slot. The running slot's partitions are never written.
 //! 3. the trial is armed and recorded as pending on the data partition.
 
 use std::path::{Path, PathBuf};
@@ -18,7 +20,7 @@ use crate::bundle::VerifiedBundle;
 use crate::error::{Refusal, UpdateError};
 use crate::keys::Keyring;
 use crate::manifest::BoxFacts;
-use crate::slot::{Slot, SlotStep, write_slot};
+use crate::slot::{Slot, SlotStep, check_fits, write_payload};
 use crate::state::{HistoryEntry, Pending, StateDir};
 
 /// Where each slot lives (block devices on the box, files in tests).
@@ -68,6 +70,9 @@ pub struct Installer<'a> {
     pub facts: &'a BoxFacts,
     pub boot: &'a dyn BootControl,
     pub slots: &'a SlotDevices,
+    /// Each slot's own boot partition (the Pi: kernel, initramfs, DTBs), when the board
+    /// has them; bundles for such a board carry a boot payload per slot.
+    pub boot_partitions: Option<&'a SlotDevices>,
     pub states: &'a StateDir,
     /// `/proc/self/mounts`: a slot mounted anywhere is never written.
     pub mounts: PathBuf,
@@ -147,25 +152,44 @@ impl Installer<'_> {
         let target = running.other();
         let device = self.slots.get(target);
         self.refuse_if_mounted(target, device)?;
+        if let Some(boot) = self.boot_partitions {
+            self.refuse_if_mounted(target, boot.get(target))?;
+        }
         self.boot.check_capability()?;
 
         let verified = VerifiedBundle::open(bundle, self.keyring)?;
         let manifest = verified.manifest.clone();
         manifest.check(self.facts, force)?;
-        let compressed = manifest.payload.compressed_size;
-        verified.verify_payload(&mut |n| progress(Step::Verify, n, Some(compressed)))?;
+        // What goes where: the system payload to the slot, the target's boot payload to its
+        // boot partition; a bundle and a box must agree on having boot partitions.
+        let mut writes = vec![(0, device)];
+        match (self.boot_partitions, manifest.boot_for(target)) {
+            (Some(boot), Some((index, _))) => writes.push((index, boot.get(target))),
+            (None, None) => {}
+            (Some(_), None) => return Err(Refusal::MissingBootPayload.into()),
+            (None, Some(_)) => return Err(Refusal::UnexpectedBootPayload.into()),
+        }
+        let compressed = manifest.payloads.iter().map(|p| p.compressed_size).sum();
+        verified.verify_payloads(&mut |n| progress(Step::Verify, n, Some(compressed)))?;
+        for (index, device) in &writes {
+            check_fits(device, manifest.payloads[*index].size)?;
+        }
 
         *step = Step::Write;
         self.boot.disarm(running)?;
-        let size = manifest.payload.size;
-        write_slot(&verified, device, &mut |part, n| {
-            let (s, total) = match part {
-                SlotStep::Writing => (Step::Write, size),
-                SlotStep::Verifying => (Step::ReadBack, size),
-            };
-            *step = s;
-            progress(s, n, Some(total));
-        })?;
+        let total: u64 = writes.iter().map(|(i, _)| manifest.payloads[*i].size).sum();
+        let mut before = 0;
+        for (index, device) in writes {
+            write_payload(&verified, index, device, &mut |part, n| {
+                let s = match part {
+                    SlotStep::Writing => Step::Write,
+                    SlotStep::Verifying => Step::ReadBack,
+                };
+                *step = s;
+                progress(s, before + n, Some(total));
+            })?;
+            before += manifest.payloads[index].size;
+        }
 
         *step = Step::Arm;
         self.boot.arm_trial(target)?;
@@ -174,7 +198,7 @@ impl Installer<'_> {
             attempt: format!(
                 "{}-{}",
                 now(),
-                manifest.payload.blake3.get(..12).unwrap_or("")
+                manifest.system().blake3.get(..12).unwrap_or("")
             ),
             from_version: self.facts.running.to_string(),
             to_version: manifest.version,

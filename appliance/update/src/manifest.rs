@@ -4,9 +4,11 @@ use semver::Version;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Refusal;
+use crate::slot::Slot;
 
-/// The manifest format this code writes and reads.
-pub const MANIFEST_FORMAT: u32 = 1;
+/// The manifest format this code writes and reads. Format 1 (one payload, the system slot)
+/// never shipped in a release and is refused as too old (`docs/update.md`).
+pub const MANIFEST_FORMAT: u32 = 2;
 
 /// What the bundle's signature covers (JSON inside the bundle, `docs/update.md`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,14 +24,40 @@ pub struct Manifest {
     pub min_version: Option<String>,
     /// Unix seconds the bundle was made (`SOURCE_DATE_EPOCH` when set).
     pub created: u64,
-    pub payload: Payload,
+    /// In the order they follow the signature: one `system` payload, then either no `boot`
+    /// payload or one for each slot.
+    pub payloads: Vec<Payload>,
 }
 
-/// The slot image and how it is stored in the bundle.
+/// What a payload is written to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The squashfs system slot (`[update] slot_a` / `slot_b`).
+    System,
+    /// The Raspberry Pi's per-slot FAT boot partition (`[update] boot_a` / `boot_b`).
+    Boot,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::Boot => "boot",
+        }
+    }
+}
+
+/// One image in the bundle and how it is stored there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Payload {
-    /// Always `zstd` in format 1.
+    pub role: Role,
+    /// A `boot` payload is made for one slot (its `cmdline.txt` names that slot's system
+    /// partition) and is written only to that slot's boot partition; `None` for `system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<Slot>,
+    /// Always `zstd`.
     pub compression: String,
     /// Bytes of the slot image once decompressed.
     pub size: u64,
@@ -58,8 +86,11 @@ impl Manifest {
         }
         let format: Format = serde_json::from_slice(bytes)
             .map_err(|e| Refusal::BadManifest(format!("no format number: {e}")))?;
-        if format.format != MANIFEST_FORMAT {
+        if format.format > MANIFEST_FORMAT {
             return Err(Refusal::UnsupportedFormat(format.format));
+        }
+        if format.format < MANIFEST_FORMAT {
+            return Err(Refusal::RetiredFormat(format.format));
         }
         let manifest: Manifest =
             serde_json::from_slice(bytes).map_err(|e| Refusal::BadManifest(e.to_string()))?;
@@ -74,18 +105,54 @@ impl Manifest {
         }
         self.semver()?;
         self.min_semver()?;
-        if self.payload.compression != "zstd" {
-            return bad(format!(
-                "unknown compression {:?}",
-                self.payload.compression
-            ));
-        }
-        for digest in [&self.payload.blake3, &self.payload.compressed_blake3] {
-            if crate::keys::hex_decode(digest).is_none_or(|d| d.len() != 32) {
-                return bad(format!("{digest:?} is not a BLAKE3 digest"));
+        for payload in &self.payloads {
+            if payload.compression != "zstd" {
+                return bad(format!("unknown compression {:?}", payload.compression));
+            }
+            for digest in [&payload.blake3, &payload.compressed_blake3] {
+                if crate::keys::hex_decode(digest).is_none_or(|d| d.len() != 32) {
+                    return bad(format!("{digest:?} is not a BLAKE3 digest"));
+                }
+            }
+            match (payload.role, payload.slot) {
+                (Role::System, Some(_)) => return bad("a system payload names no slot".into()),
+                (Role::Boot, None) => return bad("a boot payload names its slot".into()),
+                _ => {}
             }
         }
+        let kinds: Vec<(Role, Option<Slot>)> =
+            self.payloads.iter().map(|p| (p.role, p.slot)).collect();
+        let system = [(Role::System, None)];
+        let with_boot = [
+            (Role::System, None),
+            (Role::Boot, Some(Slot::A)),
+            (Role::Boot, Some(Slot::B)),
+        ];
+        if kinds != system && kinds != with_boot {
+            return bad(format!(
+                "payloads must be one system payload, then none or a boot payload for slot a and \
+                 one for slot b; this one has {kinds:?}"
+            ));
+        }
         Ok(())
+    }
+
+    /// The system slot's payload: the first, in every manifest [`Manifest::parse`] accepts.
+    pub fn system(&self) -> &Payload {
+        &self.payloads[0]
+    }
+
+    /// The boot payload made for `slot`, when the bundle carries boot payloads.
+    pub fn boot_for(&self, slot: Slot) -> Option<(usize, &Payload)> {
+        self.payloads
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.role == Role::Boot && p.slot == Some(slot))
+    }
+
+    /// Whether the bundle carries the per-slot boot partitions.
+    pub fn has_boot(&self) -> bool {
+        self.payloads.iter().any(|p| p.role == Role::Boot)
     }
 
     pub fn semver(&self) -> Result<Version, Refusal> {
@@ -142,13 +209,19 @@ mod tests {
             version: version.into(),
             min_version: min.map(Into::into),
             created: 0,
-            payload: Payload {
-                compression: "zstd".into(),
-                size: 1,
-                blake3: "00".repeat(32),
-                compressed_size: 1,
-                compressed_blake3: "00".repeat(32),
-            },
+            payloads: vec![payload(Role::System, None)],
+        }
+    }
+
+    fn payload(role: Role, slot: Option<Slot>) -> Payload {
+        Payload {
+            role,
+            slot,
+            compression: "zstd".into(),
+            size: 1,
+            blake3: "00".repeat(32),
+            compressed_size: 1,
+            compressed_blake3: "00".repeat(32),
         }
     }
 
@@ -188,14 +261,44 @@ mod tests {
         let mut m = manifest("x86-64", "0.2.0", None);
         let bytes = serde_json::to_vec(&m).expect("json");
         assert_eq!(Manifest::parse(&bytes), Ok(m.clone()));
-        m.format = 2;
+        m.format = 3;
         let bytes = serde_json::to_vec(&m).expect("json");
-        assert_eq!(Manifest::parse(&bytes), Err(Refusal::UnsupportedFormat(2)));
-        assert!(Manifest::parse(b"{\"format\":1}").is_err());
+        assert_eq!(Manifest::parse(&bytes), Err(Refusal::UnsupportedFormat(3)));
+        m.format = 1;
+        let bytes = serde_json::to_vec(&m).expect("json");
+        assert_eq!(Manifest::parse(&bytes), Err(Refusal::RetiredFormat(1)));
+        assert!(Manifest::parse(b"{\"format\":2}").is_err());
         let mut m = manifest("x86-64", "two", None);
         assert!(Manifest::parse(&serde_json::to_vec(&m).expect("json")).is_err());
         m.version = "1.0.0".into();
-        m.payload.blake3 = "zz".into();
+        m.payloads[0].blake3 = "zz".into();
         assert!(Manifest::parse(&serde_json::to_vec(&m).expect("json")).is_err());
+    }
+
+    #[test]
+    fn payloads_are_one_system_then_a_boot_for_each_slot_or_none() {
+        let mut m = manifest("rpi4-64", "0.2.0", None);
+        let parses = |m: &Manifest| Manifest::parse(&serde_json::to_vec(m).expect("json"));
+        let boot = |slot| payload(Role::Boot, Some(slot));
+        m.payloads = vec![payload(Role::System, None), boot(Slot::A), boot(Slot::B)];
+        let parsed = parses(&m).expect("system and both boots");
+        assert!(parsed.has_boot());
+        assert_eq!(parsed.boot_for(Slot::B).map(|(i, _)| i), Some(2));
+        for wrong in [
+            vec![],
+            vec![boot(Slot::A)],
+            vec![payload(Role::System, None), boot(Slot::A)],
+            vec![payload(Role::System, None), boot(Slot::B), boot(Slot::A)],
+            vec![payload(Role::System, None), payload(Role::System, None)],
+            vec![payload(Role::System, Some(Slot::A))],
+            vec![payload(Role::System, None), boot(Slot::A), boot(Slot::A)],
+        ] {
+            m.payloads = wrong;
+            assert!(
+                matches!(parses(&m), Err(Refusal::BadManifest(_))),
+                "{:?}",
+                m.payloads
+            );
+        }
     }
 }

@@ -78,16 +78,31 @@ fn capacity(file: &mut File, path: &Path) -> Result<Option<u64>, UpdateError> {
     }
 }
 
-/// Streams a verified bundle's payload into `device` from its start, flushes it to stable
-/// storage, then reads it back and compares the digest with the manifest's. A regular file
-/// standing in for the slot is cut to the payload's size. `progress` gets bytes written,
-/// then bytes read back.
-pub fn write_slot(
+/// Refuses a payload larger than the block device at `device` (a regular file fits
+/// anything), so that every target is checked before the first one is written.
+pub fn check_fits(device: &Path, size: u64) -> Result<(), UpdateError> {
+    let mut file = File::open(device).map_err(UpdateError::read(device))?;
+    match capacity(&mut file, device)? {
+        Some(capacity) if size > capacity => Err(Refusal::TooLarge {
+            payload: size,
+            slot: capacity,
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Streams payload `index` of a verified bundle into `device` from its start, flushes it to
+/// stable storage, then reads it back and compares the digest with the manifest's. A
+/// regular file standing in for the partition is cut to the payload's size. `progress` gets
+/// bytes written, then bytes read back.
+pub fn write_payload(
     bundle: &VerifiedBundle,
+    index: usize,
     device: &Path,
     progress: &mut dyn FnMut(SlotStep, u64),
 ) -> Result<(), UpdateError> {
-    let payload = &bundle.manifest.payload;
+    let payload = &bundle.manifest.payloads[index];
     let slot_err = |reason: String| UpdateError::Slot {
         path: device.to_owned(),
         reason,
@@ -106,7 +121,7 @@ pub fn write_slot(
         }
         .into());
     }
-    let mut reader = bundle.payload_reader()?;
+    let mut reader = bundle.payload_reader(index)?;
     let written = copy_with_progress(&mut reader, &mut file, &mut |n| {
         progress(SlotStep::Writing, n)
     })
@@ -123,7 +138,7 @@ pub fn write_slot(
         .file_type()
         .is_file()
     {
-        // A block device keeps whatever lies beyond the image; squashfs ignores it.
+        // A block device keeps whatever lies beyond the image; squashfs and FAT ignore it.
     } else {
         file.set_len(payload.size)
             .map_err(|e| slot_err(format!("cutting to size: {e}")))?;

@@ -7,7 +7,7 @@ use semver::Version;
 
 use super::*;
 use crate::boot::fake::{FakeBoot, FakeState};
-use crate::bundle::{MAGIC, PackRequest, pack};
+use crate::bundle::{BootImages, MAGIC, PackRequest, pack};
 use crate::keys::{SigningKey, generate, public_path};
 
 struct Bench {
@@ -17,11 +17,22 @@ struct Bench {
     facts: BoxFacts,
     boot: FakeBoot,
     slots: SlotDevices,
+    /// The Pi's boot partitions, on a bench made by [`Bench::pi`].
+    boot_partitions: Option<SlotDevices>,
     states: StateDir,
     payload: Vec<u8>,
 }
 
 const OLD_SLOT: &[u8] = b"the old contents of slot b";
+const OLD_BOOT_A: &[u8] = b"running kernel of slot a";
+const OLD_BOOT_B: &[u8] = b"the old kernel of slot b";
+
+/// The boot partition image a bundle carries for `slot`.
+fn boot_image(slot: Slot) -> Vec<u8> {
+    format!("FAT boot partition: cmdline.txt percloud.slot={slot} ")
+        .repeat(40_000)
+        .into_bytes()
+}
 
 impl Bench {
     fn new() -> Bench {
@@ -55,8 +66,34 @@ impl Bench {
             key,
             keyring,
             slots,
+            boot_partitions: None,
             payload,
         }
+    }
+
+    /// A Raspberry Pi: a boot partition per slot besides the system slots.
+    fn pi() -> Bench {
+        let mut bench = Bench::new();
+        let boot = SlotDevices {
+            a: bench.path("boot-a"),
+            b: bench.path("boot-b"),
+        };
+        std::fs::write(&boot.a, OLD_BOOT_A).expect("boot a");
+        std::fs::write(&boot.b, OLD_BOOT_B).expect("boot b");
+        bench.boot_partitions = Some(boot);
+        bench.facts.board = "rpi4-64".into();
+        bench
+    }
+
+    /// A bundle carrying the boot partition of each slot too.
+    fn pack_pi(&self, version: &str) -> PathBuf {
+        let images = BootImages {
+            a: self.path("boot-a.vfat"),
+            b: self.path("boot-b.vfat"),
+        };
+        std::fs::write(&images.a, boot_image(Slot::A)).expect("a");
+        std::fs::write(&images.b, boot_image(Slot::B)).expect("b");
+        self.pack_with("rpi4-64", version, None, Some(images))
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -64,6 +101,16 @@ impl Bench {
     }
 
     fn pack(&self, board: &str, version: &str, min: Option<&str>) -> PathBuf {
+        self.pack_with(board, version, min, None)
+    }
+
+    fn pack_with(
+        &self,
+        board: &str,
+        version: &str,
+        min: Option<&str>,
+        boot: Option<BootImages>,
+    ) -> PathBuf {
         let payload = self.path("system.squashfs");
         std::fs::write(&payload, &self.payload).expect("payload");
         let out = self.path(&format!("{board}-{version}.pcup"));
@@ -75,6 +122,7 @@ impl Bench {
                 min_version: min.map(Into::into),
                 created: 1,
                 payload,
+                boot,
                 out: out.clone(),
             },
         )
@@ -88,6 +136,7 @@ impl Bench {
             facts: &self.facts,
             boot: &self.boot,
             slots: &self.slots,
+            boot_partitions: self.boot_partitions.as_ref(),
             states: &self.states,
             mounts: self.path("mounts"),
         }
@@ -105,6 +154,10 @@ impl Bench {
             OLD_SLOT,
             "slot untouched"
         );
+        if let Some(boot) = &self.boot_partitions {
+            assert_eq!(std::fs::read(&boot.a).expect("a"), OLD_BOOT_A);
+            assert_eq!(std::fs::read(&boot.b).expect("b"), OLD_BOOT_B);
+        }
         assert_eq!(
             self.boot.load().expect("fake"),
             FakeState::default(),
@@ -274,4 +327,100 @@ fn refuses_junk_and_a_mounted_slot() {
     )
     .expect("mounts");
     assert_eq!(bench.refused(&bundle, false), Refusal::RunningSlot(Slot::B));
+}
+
+#[test]
+fn a_pi_bundle_writes_the_inactive_slot_and_its_own_boot_partition() {
+    let bench = Bench::pi();
+    let bundle = bench.pack_pi("0.2.0");
+    let mut steps = Vec::new();
+    bench
+        .installer()
+        .install(&bundle, false, &mut |step, _, _| {
+            if steps.last() != Some(&step) {
+                steps.push(step);
+            }
+        })
+        .expect("installed");
+    assert_eq!(
+        steps,
+        [
+            Step::Verify,
+            Step::Write,
+            Step::ReadBack,
+            Step::Write,
+            Step::ReadBack,
+            Step::Arm
+        ]
+    );
+    let boot = bench.boot_partitions.as_ref().expect("pi");
+    assert_eq!(std::fs::read(&bench.slots.b).expect("b"), bench.payload);
+    assert_eq!(std::fs::read(&boot.b).expect("boot b"), boot_image(Slot::B));
+    assert_eq!(
+        std::fs::read(&boot.a).expect("boot a"),
+        OLD_BOOT_A,
+        "running boot partition"
+    );
+    assert_eq!(std::fs::read(&bench.slots.a).expect("a"), b"running system");
+
+    // Running B now: A and its boot partition get A's variant.
+    let mut fake = bench.boot.load().expect("fake");
+    fake.boot_next();
+    std::fs::write(&bench.boot.path, serde_json::to_vec(&fake).expect("json")).expect("fake");
+    let again = bench.pack_pi("0.3.0");
+    bench.install(&again, false).expect("installed into a");
+    assert_eq!(std::fs::read(&bench.slots.a).expect("a"), bench.payload);
+    assert_eq!(std::fs::read(&boot.a).expect("boot a"), boot_image(Slot::A));
+    assert_eq!(std::fs::read(&boot.b).expect("boot b"), boot_image(Slot::B));
+}
+
+#[test]
+fn a_pi_refuses_a_tampered_boot_payload_and_bundles_without_boot_partitions() {
+    let bench = Bench::pi();
+    let bundle = bench.pack_pi("0.2.0");
+    let mut bytes = std::fs::read(&bundle).expect("read");
+    // The last payload is slot B's boot partition: flip a byte near its end.
+    let last = bytes.len() - 50;
+    bytes[last] ^= 0x04;
+    std::fs::write(&bundle, &bytes).expect("write");
+    match bench.refused(&bundle, false) {
+        Refusal::Tampered(why) => assert!(why.contains("boot payload"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let no_boot = bench.pack("rpi4-64", "0.2.0", None);
+    assert_eq!(bench.refused(&no_boot, false), Refusal::MissingBootPayload);
+    let other_key = Bench {
+        keyring: Keyring::default(),
+        ..Bench::pi()
+    };
+    let signed = other_key.pack_pi("0.2.0");
+    assert!(matches!(
+        other_key.refused(&signed, false),
+        Refusal::UnknownKey { .. }
+    ));
+    let downgrade = bench.pack_pi("0.0.1");
+    assert!(matches!(
+        bench.refused(&downgrade, false),
+        Refusal::Downgrade { .. }
+    ));
+    // A mounted boot partition is never written either.
+    let good = bench.pack_pi("0.2.0");
+    let boot_b = &bench.boot_partitions.as_ref().expect("pi").b;
+    std::fs::write(
+        bench.path("mounts"),
+        format!("{} /boot vfat rw 0 0\n", boot_b.display()),
+    )
+    .expect("mounts");
+    assert_eq!(bench.refused(&good, false), Refusal::RunningSlot(Slot::B));
+}
+
+#[test]
+fn a_box_without_boot_partitions_refuses_a_bundle_with_them() {
+    let mut bench = Bench::pi();
+    let bundle = bench.pack_pi("0.2.0");
+    bench.boot_partitions = None;
+    assert_eq!(
+        bench.refused(&bundle, false),
+        Refusal::UnexpectedBootPayload
+    );
 }
