@@ -97,6 +97,18 @@ impl Bench {
 
     /// `percloud update pack` with the box's key (or `key`).
     fn pack(&self, name: &str, board: &str, version: &str, key: Option<&Path>) -> PathBuf {
+        self.pack_with(name, board, version, key, &[])
+    }
+
+    /// `pack` with more arguments (`--boot-payload a=FILE`…).
+    fn pack_with(
+        &self,
+        name: &str,
+        board: &str,
+        version: &str,
+        key: Option<&Path>,
+        more: &[&str],
+    ) -> PathBuf {
         let out = self.path(name);
         let key = key.map_or_else(|| self.path("keys/dev.key"), Path::to_owned);
         percloud(
@@ -115,7 +127,10 @@ impl Bench {
                 &self.text("system.squashfs"),
                 "--out",
                 &out.display().to_string(),
-            ],
+            ]
+            .into_iter()
+            .chain(more.iter().copied())
+            .collect::<Vec<_>>(),
             None,
         )
         .expect_success("pack");
@@ -403,6 +418,71 @@ fn bad_bundles_are_refused_over_every_interface_and_nothing_is_written() {
         "refusals are no failed update: {status:#}"
     );
     assert_eq!(history_len(&status), 5);
+    daemon.stop();
+}
+
+/// The Raspberry Pi's layout: each slot has its own boot partition (kernel, initramfs), and
+/// a bundle carries one boot image per slot; the box writes slot B and boot B with B's.
+#[test]
+fn a_pi_bundle_writes_slot_b_and_its_boot_partition_and_a_bundle_without_one_is_refused() {
+    let bench = Bench::new();
+    let old_boot_a = b"boot a: the running kernel".to_vec();
+    let old_boot_b = b"boot b: an old kernel".to_vec();
+    std::fs::write(bench.path("boot-a"), &old_boot_a).expect("boot a");
+    std::fs::write(bench.path("boot-b"), &old_boot_b).expect("boot b");
+    let mut config = std::fs::read_to_string(bench.path("config.toml")).expect("config");
+    config.push_str(&format!(
+        "boot_a = {:?}\nboot_b = {:?}\n",
+        bench.text("boot-a"),
+        bench.text("boot-b")
+    ));
+    std::fs::write(bench.path("config.toml"), config).expect("config");
+    let image = |slot: &str| format!("FAT, cmdline.txt percloud.slot={slot} ").repeat(30_000);
+    std::fs::write(bench.path("boot-a.vfat"), image("A")).expect("a");
+    std::fs::write(bench.path("boot-b.vfat"), image("B")).expect("b");
+    let mut daemon = bench.start();
+    let untouched = |what: &str| {
+        bench.assert_slot_b_untouched(what);
+        let read = |name| std::fs::read(bench.path(name)).expect("boot");
+        assert_eq!(read("boot-a"), old_boot_a, "{what}: boot a");
+        assert_eq!(read("boot-b"), old_boot_b, "{what}: boot b");
+    };
+
+    let plain = bench.pack("plain.pcup", "x86-64", "0.2.0", None);
+    let ran = bench.cli(&["update", "install", &plain.display().to_string()]);
+    assert_eq!(ran.code, Some(1), "{ran}");
+    assert!(ran.stderr.contains("no boot payload"), "{ran}");
+    untouched("a bundle without boot payloads");
+
+    let boot_a = format!("a={}", bench.text("boot-a.vfat"));
+    let boot_b = format!("b={}", bench.text("boot-b.vfat"));
+    let more = ["--boot-payload", &boot_a, "--boot-payload", &boot_b];
+    let pi = bench.pack_with("pi.pcup", "x86-64", "0.2.0", None, &more);
+    let mut bytes = std::fs::read(&pi).expect("read");
+    let at = bytes.len() - 100;
+    bytes[at] ^= 0x10;
+    std::fs::write(bench.path("tampered.pcup"), &bytes).expect("write");
+    let ran = bench.cli(&["update", "install", &bench.text("tampered.pcup")]);
+    assert_eq!(ran.code, Some(1), "{ran}");
+    assert!(ran.stderr.contains("boot payload"), "{ran}");
+    untouched("a tampered boot payload");
+
+    let ran = bench.cli(&["update", "install", &pi.display().to_string()]);
+    assert_eq!(ran.code, Some(0), "{ran}\n{}", daemon.log());
+    assert_eq!(
+        std::fs::read(bench.path("slot-b")).expect("b"),
+        bench.payload
+    );
+    assert_eq!(
+        std::fs::read(bench.path("boot-b")).expect("boot b"),
+        image("B").into_bytes()
+    );
+    assert_eq!(
+        std::fs::read(bench.path("boot-a")).expect("boot a"),
+        old_boot_a,
+        "the running slot's boot partition"
+    );
+    assert_eq!(bench.fake()["trial"], "b");
     daemon.stop();
 }
 
