@@ -12,7 +12,11 @@ image; what the box wrote is read back from them after QEMU has stopped.
                                       GRUB goes back to slot A, which serves.
   tests/image/update_test.py pi-layout  the Raspberry Pi image's tryboot files (no QEMU: it
                                       cannot run the Pi firmware): autoboot.txt, a cmdline.txt
-                                      per slot, release file and keyring in both slots.
+                                      per slot, release file and keyring in both slots; the
+                                      image's bundle carries the system and both boot
+                                      partitions, and installing it (host percloud, fake
+                                      bootloader) into files standing in for slot B and boot
+                                      B gives exactly the image's p6 and p3.
   tests/image/update_test.py update   v1 boots; bad bundles are refused with slot B
                                       untouched; an update whose system fails its health
                                       gate comes back to v1 by itself and says so; a power
@@ -29,6 +33,7 @@ another image (pi-layout: default out/rpi4-64/percloud-rpi4-64-<v1>.img).
 """
 import argparse
 import glob
+import json
 import os
 import re
 import shutil
@@ -462,7 +467,84 @@ def test_pi_layout(args, run):
             fail(f"slot p{number} has no keyring")
     note(f"autoboot.txt {sections}; p2 boots slot A (p5), p3 slot B (p6); both slots carry "
          "the release file and the keyring")
+    install_pi_bundle(args, run, image)
     return {}
+
+
+def partition_bytes(image, number, length=None):
+    offset, size = gpt_partitions(image)[number]
+    with open(image, "rb") as f:
+        f.seek(offset)
+        return f.read(size if length is None else length)
+
+
+def install_pi_bundle(args, run, image):
+    """The image's bundle, installed by a percloud on this machine into files standing in for
+    slot B and boot B (boot = "fake", running slot A), must give exactly what the image has
+    in p6 (the slot) and p3 (B's boot partition); A's files stay as they were."""
+    bundle = os.path.join(os.path.dirname(image), f"percloud-rpi4-64-{args.v1}.pcup")
+    with open(bundle, "rb") as f:
+        head = f.read(12)
+        manifest = json.loads(f.read(int.from_bytes(head[8:12], "little")))
+    kinds = [(p["role"], p.get("slot")) for p in manifest["payloads"]]
+    if kinds != [("system", None), ("boot", "a"), ("boot", "b")]:
+        fail(f"the Pi bundle's payloads are {kinds}, wanted the system and a boot partition per slot")
+    box = os.path.join(run, "box")
+    os.makedirs(os.path.join(box, "keys"))
+    os.makedirs(os.path.join(box, "data"))
+    shutil.copy(f"{args.key}.pub", os.path.join(box, "keys", "signer.pub"))
+    files = {name: os.path.join(box, name) for name in ("slot-a", "slot-b", "boot-a", "boot-b")}
+    for name, path in files.items():
+        with open(path, "wb") as f:
+            f.write(f"{name} before the update".encode())
+    with open(os.path.join(box, "release"), "w") as f:
+        f.write("VERSION=0.0.0\nBOARD=rpi4-64\n")
+    with open(os.path.join(box, "config.toml"), "w") as f:
+        f.write("[update]\n" + "".join(f'{k.replace("-", "_")} = "{v}"\n' for k, v in files.items())
+                + f'boot = "fake"\nfake_state = "{box}/fake-boot.json"\nkeyring = "{box}/keys"\n'
+                + f'release_file = "{box}/release"\nreboot_command = ["true"]\n')
+    data = os.path.join(box, "data")
+    daemon = subprocess.Popen([args.host_percloud, "serve", "--data", data, "--config",
+                               os.path.join(box, "config.toml"), "--listen", "127.0.0.1:0",
+                               "--tls-listen", "127.0.0.1:0", "--no-discovery"],
+                              stdout=subprocess.PIPE, stderr=open(os.path.join(run, "daemon.log"), "w"),
+                              text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = daemon.stdout.readline()
+            if not line or line.startswith("listening on http://"):
+                break
+        else:
+            fail("the host percloud did not start listening")
+        control = os.path.join(data, "control.sock")
+        while time.monotonic() < deadline and daemon.poll() is None and not os.path.exists(control):
+            time.sleep(0.1)
+        if daemon.poll() is not None or not os.path.exists(control):
+            fail(f"the host percloud does not serve its control socket: see {run}/daemon.log")
+        ran = subprocess.run([args.host_percloud, "--data", data, "update", "install", bundle],
+                             capture_output=True, text=True, timeout=300)
+        if ran.returncode != 0:
+            fail(f"installing the Pi bundle: {ran.stdout}{ran.stderr}")
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+    with open(files["slot-b"], "rb") as f:
+        slot_b = f.read()
+    if slot_b != partition_bytes(image, 6, len(slot_b)) or slot_b[:4] != b"hsqs":
+        fail("slot B as installed differs from the image's p6")
+    with open(files["boot-b"], "rb") as f:
+        boot_b = f.read()
+    if boot_b != partition_bytes(image, 3):
+        fail("boot B as installed differs from the image's p3")
+    for name in ("slot-a", "boot-a"):
+        with open(files[name], "rb") as f:
+            if f.read() != f"{name} before the update".encode():
+                fail(f"{name} (the running slot's) was written")
+    sizes = ", ".join(f'{p["role"]} {p.get("slot") or ""} {p["compressed_size"]}'.replace("  ", " ")
+                      for p in manifest["payloads"])
+    note(f"the Pi bundle ({os.path.getsize(bundle)} bytes: {sizes}) installs slot B = p6 "
+         f"({len(slot_b)} bytes) and boot B = p3 ({len(boot_b)} bytes); A untouched")
 
 
 # ---------------------------------------------------------------- helpers
