@@ -43,6 +43,8 @@ pub enum Refusal {
         "the bundle carries boot partition payloads, but this box has no boot partition per slot"
     )]
     UnexpectedBootPayload,
+    #[error("slot {0}'s boot partition is mounted; only a partition nothing uses can be written")]
+    MountedBootPartition(crate::Slot),
     #[error("slot {0} is the running system; only the other slot can be written")]
     RunningSlot(crate::Slot),
 }

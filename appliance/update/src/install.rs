@@ -151,9 +151,13 @@ impl Installer<'_> {
         let running = self.boot.running_slot()?;
         let target = running.other();
         let device = self.slots.get(target);
-        self.refuse_if_mounted(target, device)?;
-        if let Some(boot) = self.boot_partitions {
-            self.refuse_if_mounted(target, boot.get(target))?;
+        if self.is_mounted(device)? {
+            return Err(Refusal::RunningSlot(target).into());
+        }
+        if let Some(boot) = self.boot_partitions
+            && self.is_mounted(boot.get(target))?
+        {
+            return Err(Refusal::MountedBootPartition(target).into());
         }
         self.boot.check_capability()?;
 
@@ -208,8 +212,9 @@ impl Installer<'_> {
         })
     }
 
-    /// Refuses a target that is mounted (it would be the running system, or in use).
-    fn refuse_if_mounted(&self, target: Slot, device: &Path) -> Result<(), UpdateError> {
+    /// Whether a target is mounted anywhere (it would be the running system, or in use);
+    /// a target that does not exist is an error.
+    fn is_mounted(&self, device: &Path) -> Result<bool, UpdateError> {
         let Ok(canonical) = std::fs::canonicalize(device) else {
             return Err(UpdateError::Slot {
                 path: device.to_owned(),
@@ -222,10 +227,7 @@ impl Installer<'_> {
             .filter_map(|line| line.split_whitespace().next())
             .filter(|source| source.starts_with('/'))
             .any(|source| std::fs::canonicalize(source).is_ok_and(|s| s == canonical));
-        if mounted {
-            return Err(Refusal::RunningSlot(target).into());
-        }
-        Ok(())
+        Ok(mounted)
     }
 }
 

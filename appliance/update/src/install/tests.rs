@@ -411,7 +411,10 @@ fn a_pi_refuses_a_tampered_boot_payload_and_bundles_without_boot_partitions() {
         format!("{} /boot vfat rw 0 0\n", boot_b.display()),
     )
     .expect("mounts");
-    assert_eq!(bench.refused(&good, false), Refusal::RunningSlot(Slot::B));
+    assert_eq!(
+        bench.refused(&good, false),
+        Refusal::MountedBootPartition(Slot::B)
+    );
 }
 
 #[test]
