@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""The Raspberry Pi's trial reboot on QEMU's raspi4b model (TCG), through the real path: the
+owner installs the rpi4-64 bundle over the update API, percloud writes slot B, arms the
+trial in autoboot.txt and restarts with reboot(2) RESTART2 "0 tryboot"; the image's kernel
+module percloud_tryboot sends the firmware property SET_REBOOT_FLAGS=1 (QEMU's mailbox
+model answers it), the machine resets and boots again.
+
+What QEMU cannot show: it never runs the Pi GPU firmware, so nothing reads autoboot.txt or
+the tryboot flag. QEMU restarts the same kernel (slot A's, given with -kernel), and slot A's
+percloud reports the trial as never started: the path a real Pi takes when the new system
+does not come up. Test-only edits to the DTB (besides boot_test.py's raspi4b ones):
+- /chosen/bootloader/partition, which the real firmware adds when it knows tryboot_a_b
+  (percloud checks it before arming a trial);
+- a syscon-reboot node on the PM block's reset register (PM_RSTC, full reset): the watchdog
+  node, which restarts a real Pi, is disabled for QEMU (boot_test.py: its model resets as
+  soon as the watchdog is armed).
+The kernel's console log level is raised to 7 on QEMU's command line so the module's info
+lines reach the serial console (the image's cmdline.txt says quiet, loglevel=3).
+
+The bundle is the next patch version, signed here with the development key by the host
+percloud (as update_test.py's bad bundles are), with small payloads: usb-net under TCG
+uploads about 0.2 MB/s, the real 36 MB Pi bundle would take minutes, and slot B is never
+booted on QEMU anyway. --bundle installs another one (with force).
+
+  tests/image/pi_tryboot_test.py [--image out/rpi4-64/percloud-rpi4-64-<v>.img] [--bundle B]
+                                 [--key K] [--host-percloud P]
+"""
+import argparse
+import http.client
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from boot_test import (OWNER, PASSWORD, ROOT, Box, Qemu, fail, free_port,  # noqa: E402
+                       kill_all, newest_image, note, overlay, pi_boot_files, raspi4b_dtb)
+
+PM_BLOCK = (0x7E100000, 0x114)  # the PM/watchdog registers, bus address and length
+PM_RSTC = 0x1C
+PM_PASSWORD_FULL_RESET = 0x5A000020
+
+
+def tryboot_dtb(run):
+    dtb = raspi4b_dtb(run)
+
+    def fdtput(*a):
+        subprocess.run(["fdtput", *a], check=True)
+
+    fdtput("-c", dtb, "/chosen/bootloader")
+    fdtput("-t", "u", dtb, "/chosen/bootloader", "partition", "2")
+    node = f"/soc/pm-reset@{PM_BLOCK[0]:x}"
+    fdtput("-c", dtb, node)
+    fdtput("-t", "s", dtb, node, "compatible", "syscon", "simple-mfd")
+    fdtput("-t", "x", dtb, node, "reg", f"{PM_BLOCK[0]:x}", f"{PM_BLOCK[1]:x}")
+    fdtput("-c", dtb, f"{node}/reboot")
+    fdtput("-t", "s", dtb, f"{node}/reboot", "compatible", "syscon-reboot")
+    fdtput("-t", "x", dtb, f"{node}/reboot", "offset", f"{PM_RSTC:x}")
+    fdtput("-t", "x", dtb, f"{node}/reboot", "value", f"{PM_PASSWORD_FULL_RESET:x}")
+    return dtb
+
+
+def small_bundle(args, run):
+    """A signed rpi4-64 bundle of the next patch version whose payloads are a tiny squashfs
+    and two 1 MiB FAT images."""
+    with open(os.path.join(ROOT, "Cargo.toml"), encoding="utf-8") as f:
+        version = re.search(r'^version = "([^"]+)"', f.read(), re.M).group(1)
+    major, minor, patch = version.split("-")[0].split(".")
+    v2 = f"{major}.{minor}.{int(patch) + 1}"
+    tree = os.path.join(run, "small-slot")
+    os.makedirs(os.path.join(tree, "etc"))
+    with open(os.path.join(tree, "etc", "small-slot"), "w") as f:
+        f.write("pi_tryboot_test.py: never booted\n")
+    system = os.path.join(run, "small.squashfs")
+    subprocess.run(["mksquashfs", tree, system, "-noappend", "-all-root", "-no-progress"],
+                   check=True, capture_output=True)
+    boot = {}
+    for slot in ("a", "b"):
+        boot[slot] = os.path.join(run, f"small-boot-{slot}.vfat")
+        subprocess.run(["mkfs.vfat", "-C", boot[slot], "1024"], check=True, capture_output=True)
+    bundle = os.path.join(run, f"percloud-rpi4-64-{v2}-small.pcup")
+    subprocess.run([args.host_percloud, "update", "pack", "--key", args.key, "--board", "rpi4-64",
+                    "--version", v2, "--payload", system, "--boot-payload", f"a={boot['a']}",
+                    "--boot-payload", f"b={boot['b']}", "--out", bundle],
+                   check=True, capture_output=True)
+    return bundle
+
+
+def line_with(text, needle):
+    return next(line.strip() for line in text.splitlines() if needle in line)
+
+
+def test_tryboot(image, bundle, force, run):
+    cmdline = [a for a in pi_boot_files(image, run) if not a.startswith("loglevel=")]
+    cmdline.append("loglevel=7")
+    disk = overlay(image, run)
+    port = free_port()
+    argv = ["qemu-system-aarch64", "-M", "raspi4b", "-dtb", tryboot_dtb(run),
+            "-drive", f"if=sd,format=qcow2,file={disk}", "-device", "usb-net,netdev=n0",
+            "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:443",
+            "-kernel", f"{run}/vmlinuz", "-initrd", f"{run}/initrd.img",
+            "-append", " ".join(cmdline), "-display", "none", "-serial", "stdio",
+            "-no-user-config", "-accel", "tcg"]
+    box = Box(port)
+    results = {}
+    note(f"raspi4b: {os.path.basename(image)}, then {os.path.basename(bundle)} through the API")
+    q = Qemu(argv, os.path.join(run, "console.log"))
+    try:
+        box.state_when_up(q, 240)
+        note(f"HTTPS answered after {time.monotonic() - q.started:.1f} s")
+        q.wait_console("percloud_tryboot: ready", 5)
+        note("kernel: " + line_with(q.console_since(0), "percloud_tryboot: ready"))
+
+        claimed = box.api("POST", "/api/claim", {"name": OWNER, "password": PASSWORD})
+        box.csrf = claimed["csrf"]
+        with open(bundle, "rb") as f:
+            body = f.read()
+        started = time.monotonic()
+        mark = q.mark()
+        path = "/api/admin/update/install" + ("?force=1" if force else "")
+        status, _, data = box.request("POST", path, body,
+                                      {"Content-Type": "application/octet-stream"}, timeout=300)
+        if status != 202:
+            fail(f"install: {status} {data[:300]!r}")
+        note(f"uploaded {len(body)} bytes in {time.monotonic() - started:.1f} s")
+        phase = None
+        while "SET_REBOOT_FLAGS" not in q.console_since(mark):
+            if time.monotonic() - started > 300:
+                fail("the module never logged SET_REBOOT_FLAGS within 300 s of the install")
+            try:
+                progress = box.api("GET", "/api/admin/update")["progress"]
+            except (OSError, AssertionError, ValueError, http.client.HTTPException):
+                progress = {"phase": "(no answer: restarting)"}
+            if progress.get("phase") != phase:
+                phase = progress.get("phase")
+                note(f"{time.monotonic() - started:6.1f} s: {phase} {progress.get('message') or ''}")
+            time.sleep(1)
+        sent = line_with(q.console_since(mark), "SET_REBOOT_FLAGS")
+        note("kernel: " + sent)
+        if "SET_REBOOT_FLAGS=1 sent" not in sent or '"0 tryboot"' not in sent:
+            fail(f"the module did not send the flag for \"0 tryboot\": {sent}")
+        results["install -> SET_REBOOT_FLAGS sent"] = time.monotonic() - started
+        flagged = q.mark()
+        q.wait_console("Booting Linux", 60, flagged)
+        note("the machine reset: the kernel boots again")
+        box.state_when_up(q, 240)
+        results["install -> booted again and serving"] = time.monotonic() - started
+        box.cookie = box.csrf = None
+        box.api("POST", "/api/login", {"name": OWNER, "password": PASSWORD})
+        st = box.api("GET", "/api/admin/update")
+        latest = st["history"][0] if st["history"] else None
+        if str(st["running"]["slot"]).lower() != "a" or not latest or latest["outcome"] != "failed":
+            fail(f"after the reset: running {st['running']}, latest {latest}")
+        note(f"slot A again (QEMU has no firmware to honour the flag); it reports: {st['report']!r}")
+    finally:
+        q.kill()
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--image")
+    parser.add_argument("--bundle")
+    parser.add_argument("--key", default=os.path.join(ROOT, "out", "keys", "development.key"))
+    parser.add_argument("--host-percloud",
+                        default=os.path.join(ROOT, "target", "x86_64-unknown-linux-musl", "image", "percloud"))
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: (kill_all(), sys.exit(143)))
+    image = os.path.abspath(args.image) if args.image else newest_image("rpi4-64")
+    run = tempfile.mkdtemp(prefix="percloud-pi-tryboot-", dir=os.path.join(ROOT, "out"))
+    note(f"console log: {run}/console.log")
+    try:
+        bundle = args.bundle or small_bundle(args, run)
+        results = test_tryboot(image, bundle, bool(args.bundle), run)
+    except AssertionError as e:
+        note(f"FAILED: {e} (console log: {run}/console.log)")
+        return 1
+    finally:
+        kill_all()
+    for what, seconds in results.items():
+        note(f"{what}: {seconds:.1f} s")
+    shutil.rmtree(run, ignore_errors=True)
+    note("PASSED")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
