@@ -85,7 +85,8 @@ pub struct UpdateConfig {
     /// The kernel command line to read the running slot from.
     #[serde(default = "default_cmdline")]
     pub cmdline: PathBuf,
-    /// How to restart the machine (GRUB backend); tests point it at a harmless command.
+    /// How to restart the machine (GRUB backend; tryboot restarts through reboot(2) with
+    /// "0 tryboot"); tests point it at a harmless command.
     #[serde(default = "default_reboot_command")]
     pub reboot_command: Vec<String>,
     /// Testing only: the health gate fails at this step (to exercise a rollback).
