@@ -100,6 +100,16 @@ impl Authenticator {
         }
     }
 
+    /// The user a request signs in as, or the refusal to answer it with (401 or 429): what
+    /// every Basic-authenticated endpoint needs.
+    pub(crate) async fn require_user(
+        &self,
+        headers: &HeaderMap,
+        client: IpAddr,
+    ) -> Result<User, Resp> {
+        self.authenticate(headers, client).await.into_user()
+    }
+
     /// Authenticates the request's `Authorization: Basic` header for a client at `client`: the
     /// account password or one of the account's app passwords.
     pub async fn authenticate(&self, headers: &HeaderMap, client: IpAddr) -> AuthOutcome {

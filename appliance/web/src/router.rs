@@ -174,9 +174,8 @@ impl App {
         match self
             .inner
             .auth
-            .authenticate(req.headers(), conn.peer.ip())
+            .require_user(req.headers(), conn.peer.ip())
             .await
-            .into_user()
         {
             Ok(user) => self.inner.dav.handle(user.id, req).await,
             Err(refusal) => refusal,

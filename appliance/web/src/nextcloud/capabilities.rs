@@ -50,9 +50,8 @@ pub(super) async fn handle(app: &App, req: Request<ReqBody>, conn: ConnInfo) -> 
         Some(USER) => match app
             .inner
             .auth
-            .authenticate(req.headers(), conn.peer.ip())
+            .require_user(req.headers(), conn.peer.ip())
             .await
-            .into_user()
         {
             Ok(user) => ocs.ok(user_json(&user)),
             Err(refusal) => refusal,

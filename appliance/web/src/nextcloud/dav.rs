@@ -79,9 +79,8 @@ pub(super) async fn handle(app: &App, req: Request<ReqBody>, conn: ConnInfo) -> 
     let user = match app
         .inner
         .auth
-        .authenticate(req.headers(), conn.peer.ip())
+        .require_user(req.headers(), conn.peer.ip())
         .await
-        .into_user()
     {
         Ok(user) => user,
         Err(refusal) => return refusal,

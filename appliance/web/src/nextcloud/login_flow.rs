@@ -146,12 +146,7 @@ async fn exchange(app: &AppInner, req: &Parts, conn: ConnInfo) -> Resp {
             "the OCS-APIREQUEST: true header is required",
         );
     }
-    let user = match app
-        .auth
-        .authenticate(&req.headers, conn.peer.ip())
-        .await
-        .into_user()
-    {
+    let user = match app.auth.require_user(&req.headers, conn.peer.ip()).await {
         Ok(user) => user,
         Err(refusal) => return refusal,
     };
@@ -184,12 +179,7 @@ async fn exchange(app: &AppInner, req: &Parts, conn: ConnInfo) -> Resp {
 /// `DELETE /ocs/…/core/apppassword`: the device signs out; its app password stops working.
 async fn sign_out(app: &AppInner, req: &Parts, conn: ConnInfo) -> Resp {
     let ocs = Ocs::of(req.uri.path(), req.uri.query(), &req.headers);
-    let user = match app
-        .auth
-        .authenticate(&req.headers, conn.peer.ip())
-        .await
-        .into_user()
-    {
+    let user = match app.auth.require_user(&req.headers, conn.peer.ip()).await {
         Ok(user) => user,
         Err(refusal) => return refusal,
     };

@@ -42,12 +42,7 @@ pub(super) async fn handle(app: &App, req: Request<ReqBody>, conn: ConnInfo) -> 
     if !matches!(parts.method, Method::GET | Method::HEAD) {
         return responses::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
     }
-    let user = match app
-        .auth
-        .authenticate(&parts.headers, conn.peer.ip())
-        .await
-        .into_user()
-    {
+    let user = match app.auth.require_user(&parts.headers, conn.peer.ip()).await {
         Ok(user) => user,
         Err(refusal) => return refusal,
     };

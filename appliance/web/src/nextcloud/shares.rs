@@ -48,12 +48,7 @@ pub(super) async fn handle(app: &App, req: Request<ReqBody>, conn: ConnInfo) -> 
             "the OCS-APIREQUEST: true header is required",
         );
     }
-    let user = match app
-        .auth
-        .authenticate(&parts.headers, conn.peer.ip())
-        .await
-        .into_user()
-    {
+    let user = match app.auth.require_user(&parts.headers, conn.peer.ip()).await {
         Ok(user) => user,
         Err(refusal) => return refusal,
     };
