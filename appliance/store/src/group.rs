@@ -13,7 +13,9 @@
 //!   group expects fewer.
 //!
 //! That turns four parallel clients' small files into one sync and one transaction per four
-//! files instead of one per two. A lone client does not wait: its groups hold one upload
+//! files instead of one per two. A *submission* is what one caller hands in at once: one
+//! upload, or a whole [`crate::UploadBatch`] (a Nextcloud bulk upload), whose jobs always land
+//! in the same group; the expectation above counts submissions, not jobs. A lone client does not wait: its groups hold one upload
 //! (after a burst of parallel ones, its first commit waits once, at most the bound). A caller
 //! that commits one small upload while holding another begun one waits the bound too.
 //!
@@ -52,6 +54,8 @@ pub(crate) struct CommitQueue {
 #[derive(Debug, Default)]
 struct QueueState {
     waiting: Vec<(u64, CommitJob)>,
+    /// Submissions whose jobs are in `waiting`.
+    submissions: usize,
     /// A leader is committing a group right now.
     busy: bool,
     next_ticket: u64,
@@ -60,7 +64,7 @@ struct QueueState {
     imminent: usize,
     /// Groups committed so far (for tests and measurements).
     groups: u64,
-    /// Jobs in the last group: how many the next leader expects.
+    /// Submissions in the last group: how many the next leader expects.
     last_group: usize,
     /// Replaces [`GATHER_WAIT`] (tests).
     gather_wait: Option<Duration>,
@@ -107,25 +111,46 @@ impl CommitQueue {
         job: CommitJob,
         imminent: Option<Imminent>,
     ) -> Result<CommitOutcome> {
+        self.commit_all(inner, vec![job], imminent)
+            .pop()
+            .unwrap_or_else(|| {
+                Err(StoreError::Database {
+                    op: OP,
+                    detail: "a commit went unanswered".to_owned(),
+                })
+            })
+    }
+
+    /// Commits `jobs` in one group (with whatever else is waiting); one result per job, in
+    /// order, once all of them are durable (or failed).
+    pub fn commit_all(
+        &self,
+        inner: &Inner,
+        jobs: Vec<CommitJob>,
+        imminent: Option<Imminent>,
+    ) -> Vec<Result<CommitOutcome>> {
         let mut q = lock(&self.state);
         if let Some(mut mark) = imminent {
             mark.counted = false;
             q.imminent = q.imminent.saturating_sub(1);
         }
-        let ticket = q.next_ticket;
-        q.next_ticket += 1;
-        q.waiting.push((ticket, job));
+        let first = q.next_ticket;
+        let tickets = first..first + jobs.len() as u64;
+        q.next_ticket = tickets.end;
+        q.waiting.extend(tickets.clone().zip(jobs));
+        q.submissions += 1;
         self.arrived.notify_all();
         loop {
-            if let Some(result) = q.results.remove(&ticket) {
-                return result;
+            // A submission's jobs are queued together, so they are answered together.
+            if tickets.clone().all(|t| q.results.contains_key(&t)) {
+                return tickets.filter_map(|t| q.results.remove(&t)).collect();
             }
             if !q.busy {
                 q.busy = true;
                 q = self.gather(q);
                 q.groups += 1;
                 let batch = std::mem::take(&mut q.waiting);
-                q.last_group = batch.len();
+                q.last_group = std::mem::take(&mut q.submissions);
                 drop(q);
                 let leader = Leader {
                     queue: self,
@@ -141,13 +166,19 @@ impl CommitQueue {
         }
     }
 
+    /// Groups committed so far.
+    #[cfg(test)]
+    pub fn groups(&self) -> u64 {
+        lock(&self.state).groups
+    }
+
     /// Lets the uploads that are about to queue do so, for at most [`GATHER_WAIT`].
     fn gather<'a>(
         &self,
         mut q: std::sync::MutexGuard<'a, QueueState>,
     ) -> std::sync::MutexGuard<'a, QueueState> {
         let deadline = Instant::now() + q.gather_wait.unwrap_or(GATHER_WAIT);
-        while q.imminent > 0 || q.waiting.len() < q.last_group {
+        while q.imminent > 0 || q.submissions < q.last_group {
             let now = Instant::now();
             if now >= deadline {
                 break;

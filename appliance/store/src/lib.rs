@@ -20,12 +20,13 @@
 //! Module map: `chunker` (streaming FastCDC), `pack` (entry byte layout,
 //! compression), `backend` ([`PackBackend`], [`LocalDisk`]), `inner` (the active pack,
 //! pins), `records`/`tables` (versioned records, redb tables), `namespace`, `upload`,
-//! `reader`, `versions`, `trash`, `props`, `users`, `usage` (folder sizes, instance id),
-//! `gc`, `fsck`, `settings` (retention, disk space), `shares` (share links), `staged`
-//! (resumable uploads).
+//! `group` (group commit), `batch` (many files, one commit), `reader`, `versions`, `trash`,
+//! `props`, `users`, `usage` (folder sizes, instance id), `gc`, `fsck`, `settings`
+//! (retention, disk space), `shares` (share links), `staged` (resumable uploads).
 //! The on-disk format and the safety arguments are in `docs/storage-format.md`.
 
 mod backend;
+mod batch;
 mod chunker;
 mod error;
 mod fsck;
@@ -50,6 +51,7 @@ mod users;
 mod versions;
 
 pub use backend::{LocalDisk, PackBackend, PackId};
+pub use batch::UploadBatch;
 pub use error::{Result, StoreError};
 pub use model::*;
 pub use path::{MAX_DEPTH, MAX_NAME_BYTES, MAX_PATH_BYTES, PathError, StorePath};
@@ -191,6 +193,10 @@ impl Store {
             inner: self.inner.clone(),
             imminent: group::Imminent::register(&self.inner, expected_len),
         })
+    }
+    /// Starts a batch of small files to be committed together ([`UploadBatch`]).
+    pub fn begin_batch(&self) -> UploadBatch {
+        UploadBatch::new(self.inner.clone())
     }
     /// Opens the current version of a file.
     pub fn open_file(&self, user: UserId, path: &StorePath) -> Result<FileReader> {

@@ -218,6 +218,16 @@ impl UploadState {
         })
     }
 
+    /// Gives up everything but the pins (the chunker, the compressor): what a job taken from
+    /// this upload needs kept until its commit is answered.
+    pub fn into_pins(mut self) -> HeldPins {
+        HeldPins {
+            inner: self.inner.clone(),
+            deduped: std::mem::take(&mut self.deduped),
+            packs: std::mem::take(&mut self.packs),
+        }
+    }
+
     fn view(&self) -> CommitView<'_> {
         CommitView {
             user: self.user,
@@ -475,12 +485,33 @@ impl<'a> CommitView<'a> {
 
 impl Drop for UploadState {
     fn drop(&mut self) {
-        let mut pins = lock(&self.inner.pins);
-        for hash in &self.deduped {
-            pins.unpin_chunk(hash);
-        }
-        for &pack in &self.packs {
-            pins.unpin_pack(pack);
-        }
+        unpin(&self.inner, &self.deduped, &self.packs);
+    }
+}
+
+/// The pins of an upload whose job was taken ([`UploadState::into_pins`]); released on drop.
+#[derive(Debug)]
+pub(crate) struct HeldPins {
+    inner: Arc<Inner>,
+    deduped: BTreeSet<ChunkHash>,
+    packs: BTreeSet<PackId>,
+}
+
+impl Drop for HeldPins {
+    fn drop(&mut self) {
+        unpin(&self.inner, &self.deduped, &self.packs);
+    }
+}
+
+fn unpin(inner: &Inner, deduped: &BTreeSet<ChunkHash>, packs: &BTreeSet<PackId>) {
+    if deduped.is_empty() && packs.is_empty() {
+        return;
+    }
+    let mut pins = lock(&inner.pins);
+    for hash in deduped {
+        pins.unpin_chunk(hash);
+    }
+    for &pack in packs {
+        pins.unpin_pack(pack);
     }
 }
