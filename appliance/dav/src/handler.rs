@@ -160,6 +160,17 @@ impl DavHandler {
         checked.await.err().map(DavError::into_response)
     }
 
+    /// Whether a lock would refuse a write to `path` that carries no lock token (a lock on
+    /// it or a deep one above it, or one on its parent, which guards new members), for
+    /// writers that do not come through [`DavHandler::handle`] (the Nextcloud bulk upload).
+    pub fn is_locked(&self, user: UserId, path: &StorePath) -> bool {
+        let locks = &self.inner.locks;
+        !locks.covering(user, path).is_empty()
+            || path
+                .parent()
+                .is_some_and(|parent| !locks.covering(user, &parent).is_empty())
+    }
+
     /// The href of `path` under this mount (folders end with `/`).
     pub fn href(&self, path: &StorePath, is_dir: bool) -> String {
         self.inner.mount.href(path, is_dir)

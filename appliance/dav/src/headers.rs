@@ -68,8 +68,13 @@ pub(crate) fn timeout(headers: &HeaderMap) -> Duration {
 /// `X-OC-Mtime: <unix seconds>` as rclone and Nextcloud clients send it; fractions are
 /// dropped, garbage is ignored.
 pub fn oc_mtime(headers: &HeaderMap) -> Option<SystemTime> {
-    let value = headers.get("x-oc-mtime")?.to_str().ok()?.trim();
-    let whole = value.split('.').next()?;
+    unix_mtime(headers.get("x-oc-mtime")?.to_str().ok()?)
+}
+
+/// A modification time in unix seconds as the clients send it (`X-OC-Mtime`, and the
+/// Nextcloud bulk upload's `X-File-Mtime`); fractions are dropped, garbage is `None`.
+pub fn unix_mtime(value: &str) -> Option<SystemTime> {
+    let whole = value.trim().split('.').next()?;
     let seconds: u64 = whole.parse().ok()?;
     UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
 }

@@ -53,7 +53,7 @@ pub use body::{ChannelBody, DavBody, empty_body, full_body, status_response, tex
 pub use checksum::{Announced, ChecksumError, Sha1};
 pub use get::file_response;
 pub use handler::DavHandler;
-pub use headers::oc_mtime;
+pub use headers::{oc_mtime, unix_mtime};
 pub use href::destination_path;
 pub use props::content_type;
 pub use put::upload_reply;

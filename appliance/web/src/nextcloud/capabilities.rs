@@ -3,9 +3,10 @@
 //! checksum to send, trash and versions, share links) and `cloud/user` (who signed in), over
 //! `/ocs/v1.php` and `/ocs/v2.php`, in JSON or XML (the envelope is `ocs`).
 //!
-//! Capabilities are promises the clients act on: advertise only what is implemented. No bulk
-//! upload (`dav.bulkupload`), since it is not; `dav.chunking: "1.0"` makes the client use
-//! chunking v2 (without it, it falls back to v1 chunking, which we do not speak).
+//! Capabilities are promises the clients act on: advertise only what is implemented.
+//! `dav.chunking: "1.0"` makes the client use chunking v2 (without it, it falls back to v1
+//! chunking, which we do not speak); `dav.bulkupload: "1.0"` makes the desktop client send
+//! its small files many to a request (`bulk.rs`).
 
 use http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
@@ -93,7 +94,7 @@ fn capabilities() -> Value {
                 "webdav-root": "remote.php/webdav",
                 "reference-api": false,
             },
-            "dav": { "chunking": "1.0" },
+            "dav": { "chunking": "1.0", "bulkupload": "1.0" },
             "checksums": { "supportedTypes": ["SHA1"], "preferredUploadType": "SHA1" },
             "files": {
                 "bigfilechunking": true,
@@ -159,11 +160,11 @@ mod tests {
     }
 
     #[test]
-    fn advertises_chunking_v2_and_no_bulk_upload() {
+    fn advertises_chunking_v2_and_bulk_upload() {
         let caps = capabilities();
         let c = &caps["capabilities"];
         assert_eq!(c["dav"]["chunking"], "1.0");
-        assert!(c["dav"].get("bulkupload").is_none());
+        assert_eq!(c["dav"]["bulkupload"], "1.0");
         assert_eq!(c["core"]["webdav-root"], "remote.php/webdav");
         assert_eq!(c["checksums"]["preferredUploadType"], "SHA1");
         assert_eq!(c["files_sharing"]["public"]["upload"], true);

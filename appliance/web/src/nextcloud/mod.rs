@@ -7,6 +7,7 @@
 //! this one only decides which module a path belongs to. Paths the apps call that we do not
 //! implement get a clean 404 (or an empty OCS result) and are logged, so gaps are visible.
 
+mod bulk;
 mod capabilities;
 mod chunked;
 mod dav;
@@ -38,6 +39,8 @@ pub(crate) async fn handle(app: &App, req: Request<ReqBody>, conn: ConnInfo) -> 
     let path = req.uri().path();
     if path == "/status.php" || capabilities::claims(path) {
         capabilities::handle(app, req, conn).await
+    } else if bulk::claims(path) {
+        bulk::handle(app, req, conn).await
     } else if dav::claims(path) {
         dav::handle(app, req, conn).await
     } else if login_flow::claims(path) {
