@@ -2,7 +2,8 @@
 //! in sync through the box over loopback HTTP and over HTTPS trusting only the box's CA;
 //! large files go up by chunking v2, an interrupted upload resumes without sending its chunks
 //! again, an edit on both devices keeps both versions, a 10,000-file tree re-syncs by fetching
-//! only what changed; `owncloudcmd` and rclone (`vendor = nextcloud`) sync the same tree.
+//! only what changed; `owncloudcmd` and rclone (`vendor = nextcloud`) sync the same tree;
+//! small files go up many to a request by the bulk upload, with their bytes and mtimes.
 //!
 //! Requests are counted in the daemon's access log (`percloud::access`, one line per request).
 //! HTTPS: the client runs in a private mount namespace whose `/etc/ssl/certs` holds only the
@@ -719,4 +720,88 @@ fn owncloudcmd_and_rclone_sync_the_same_tree() {
         &server,
         &local_tree(&source),
     );
+}
+
+/// Requests to the bulk upload endpoint in `lines`.
+fn bulk_posts(lines: &[String]) -> usize {
+    lines
+        .iter()
+        .filter(|l| l.contains("method=POST ") && l.contains("path=\"/remote.php/dav/bulk\""))
+        .count()
+}
+
+#[test]
+fn small_files_go_up_by_bulk_upload() {
+    use std::os::unix::fs::MetadataExt;
+    let the_box = start();
+    let client = Client::new("nextcloudcmd", &the_box, Transport::Http);
+    let home = temp_dir("bulk");
+    let one = home.path().join("one");
+    let two = home.path().join("two");
+    std::fs::create_dir_all(one.join("sub dir é")).expect("folders");
+    std::fs::create_dir_all(&two).expect("two");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    let files: u64 = 600;
+    for i in 0..files {
+        let name = if i % 5 == 0 {
+            format!("sub dir é/small {i} + & #.bin")
+        } else {
+            format!("small {i}.bin")
+        };
+        let path = one.join(name);
+        write_random_file(&mut rng, &path, 1 + (i * 97) % 8192);
+        let mtime = std::time::UNIX_EPOCH + Duration::from_secs(1_500_000_000 + i * 3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(mtime))
+            .expect("setting an mtime");
+    }
+
+    let mark = log_len(&the_box.daemon);
+    let started = Instant::now();
+    client.sync(&one, &[]);
+    let took = started.elapsed();
+    let lines = access_lines(&the_box.daemon, mark);
+    let posts = bulk_posts(&lines);
+    let puts = count(&lines, "PUT", &files_prefix());
+    eprintln!("{files} small files: {took:.1?}, {posts} bulk POSTs, {puts} PUTs");
+    assert!(posts >= 1, "no bulk upload: {lines:#?}");
+    assert_eq!(puts, 0, "every small file went by bulk upload");
+    assert!(
+        posts as u64 <= files.div_ceil(50),
+        "{posts} bulk requests for {files} files: the client batches up to 100"
+    );
+    let ok_posts = lines
+        .iter()
+        .filter(|l| l.contains("path=\"/remote.php/dav/bulk\"") && l.contains("status=200"))
+        .count();
+    assert_eq!(ok_posts, posts, "every bulk request answered 200");
+
+    let dav = the_box.daemon.dav(USER, PASSWORD);
+    assert_same(
+        "after the bulk upload",
+        &local_tree(&one),
+        &server_tree(&dav),
+    );
+
+    // A second sync sends nothing.
+    let mark = log_len(&the_box.daemon);
+    client.sync(&one, &[]);
+    let lines = access_lines(&the_box.daemon, mark);
+    assert_eq!(bulk_posts(&lines), 0, "{lines:#?}");
+    assert_eq!(count(&lines, "PUT", &files_prefix()), 0, "{lines:#?}");
+    assert_eq!(count(&lines, "GET", &files_prefix()), 0, "{lines:#?}");
+
+    // Another device gets the same bytes with the mtimes the first one sent.
+    client.sync(&two, &[]);
+    assert_same("device two", &local_tree(&one), &local_tree(&two));
+    for (name, hash) in local_tree(&one) {
+        if hash.is_none() {
+            continue;
+        }
+        let a = std::fs::metadata(one.join(&name)).expect("one").mtime();
+        let b = std::fs::metadata(two.join(&name)).expect("two").mtime();
+        assert_eq!(a, b, "mtime of {name}");
+    }
 }
