@@ -7,6 +7,7 @@
 //! answers before its data is on disk gains nothing. Inputs (random files, small-file
 //! contents) are prepared before the clock starts.
 
+mod bulk;
 mod http;
 mod procstat;
 
@@ -69,6 +70,24 @@ enum Command {
         #[arg(long)]
         size: usize,
         /// Parallel connections (rclone's default --transfers is 4)
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+    /// MKCOL FOLDER (untimed), then upload COUNT files of SIZE random bytes by the Nextcloud
+    /// bulk upload (`POST /remote.php/dav/bulk`), BATCH files a request
+    BulkMany {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        folder: String,
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        size: usize,
+        /// Files per request (the Nextcloud desktop client sends up to 100)
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Parallel connections
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
     },
@@ -186,6 +205,14 @@ async fn run(command: Command) -> Result<Value> {
             size,
             concurrency,
         } => put_many(&server, &folder, count, size, concurrency).await,
+        Command::BulkMany {
+            server,
+            folder,
+            count,
+            size,
+            batch,
+            concurrency,
+        } => bulk::bulk_many(&server, &folder, count, size, batch, concurrency).await,
         Command::Propfind {
             server,
             folder,
