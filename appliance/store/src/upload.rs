@@ -42,8 +42,15 @@ pub(crate) struct UploadState {
     deduped: BTreeSet<ChunkHash>,
     /// Packs this upload appended to, pinned against compaction.
     packs: BTreeSet<PackId>,
-    compressor: zstd::bulk::Compressor<'static>,
     scratch: Vec<u8>,
+}
+
+thread_local! {
+    /// One zstd context per thread, shared by the uploads that run there: a fresh context
+    /// clears its tables on first use, which costs more than trying to compress a small
+    /// chunk (so the store's many small uploads each paid it once).
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 impl std::fmt::Debug for UploadState {
@@ -78,8 +85,6 @@ impl UploadState {
         chunker: Chunker,
         file_hash: Option<blake3::Hasher>,
     ) -> Result<Self> {
-        let compressor = zstd::bulk::Compressor::new(pack::ZSTD_LEVEL)
-            .map_err(|e| StoreError::io("creating a compressor", inner.dir.clone(), e))?;
         Ok(UploadState {
             inner,
             user,
@@ -91,7 +96,6 @@ impl UploadState {
             written: HashMap::new(),
             deduped: BTreeSet::new(),
             packs: BTreeSet::new(),
-            compressor,
             scratch: Vec::new(),
         })
     }
@@ -160,8 +164,18 @@ impl UploadState {
                 }
             }
         }
-        let (compression, stored) =
-            pack::encode_chunk(&mut self.compressor, plain, &mut self.scratch);
+        let scratch = &mut self.scratch;
+        let (compression, stored) = COMPRESSOR.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            let compressor =
+                match &mut *slot {
+                    Some(compressor) => compressor,
+                    empty => empty.insert(zstd::bulk::Compressor::new(pack::ZSTD_LEVEL).map_err(
+                        |e| StoreError::io("creating a compressor", self.inner.dir.clone(), e),
+                    )?),
+                };
+            Ok::<_, StoreError>(pack::encode_chunk(compressor, plain, scratch))
+        })?;
         let header = EntryHeader {
             compression,
             plain_len: plain.len() as u32,
@@ -218,7 +232,7 @@ impl UploadState {
         })
     }
 
-    /// Gives up everything but the pins (the chunker, the compressor): what a job taken from
+    /// Gives up everything but the pins (the chunker, the buffers): what a job taken from
     /// this upload needs kept until its commit is answered.
     pub fn into_pins(mut self) -> HeldPins {
         HeldPins {
