@@ -70,10 +70,8 @@ def start_chronyd(run):
                             stderr=subprocess.STDOUT)
 
 
-def in_namespace(image):
+def in_namespace(image, run):
     """The test proper; runs inside the fresh network and mount namespace."""
-    run = tempfile.mkdtemp(prefix="percloud-ntp-", dir=os.path.join(boot_test.ROOT, "out"))
-    boot_test.note(f"console log: {run}/console.log")
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     with open(os.path.join(run, "resolv.conf"), "w") as f:
         f.write("nameserver 127.0.0.1\n")
@@ -139,10 +137,12 @@ def main():
         os.execvpe("unshare", ["unshare", "--net", "--mount", "--", sys.executable,
                                os.path.abspath(__file__), "--image", image], env)
     signal.signal(signal.SIGTERM, lambda *_: (boot_test.kill_all(), sys.exit(143)))
+    run = tempfile.mkdtemp(prefix="percloud-ntp-", dir=os.path.join(boot_test.ROOT, "out"))
+    boot_test.note(f"console log: {run}/console.log")
     try:
-        in_namespace(image)
+        in_namespace(image, run)
     except AssertionError as e:
-        boot_test.note(f"FAILED: {e}")
+        boot_test.report_failure(e, os.path.join(run, "console.log"))
         return 1
     finally:
         boot_test.kill_all()

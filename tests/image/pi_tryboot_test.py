@@ -38,7 +38,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from boot_test import (OWNER, PASSWORD, ROOT, Box, Qemu, fail, free_port,  # noqa: E402
-                       kill_all, newest_image, note, overlay, pi_boot_files, raspi4b_dtb)
+                       kill_all, newest_image, note, overlay, pi_boot_files, plug_usb_net,
+                       raspi4b_argv, raspi4b_dtb, report_failure, unplug_usb_net, verbose)
 
 PM_BLOCK = (0x7E100000, 0x114)  # the PM/watchdog registers, bus address and length
 PM_RSTC = 0x1C
@@ -95,21 +96,16 @@ def line_with(text, needle):
 
 
 def test_tryboot(image, bundle, force, run):
-    cmdline = [a for a in pi_boot_files(image, run) if not a.startswith("loglevel=")]
-    cmdline.append("loglevel=7")
+    cmdline = verbose(pi_boot_files(image, run))  # also copies the DTB out of the image
     disk = overlay(image, run)
     port = free_port()
-    argv = ["qemu-system-aarch64", "-M", "raspi4b", "-dtb", tryboot_dtb(run),
-            "-drive", f"if=sd,format=qcow2,file={disk}", "-device", "usb-net,netdev=n0",
-            "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:443",
-            "-kernel", f"{run}/vmlinuz", "-initrd", f"{run}/initrd.img",
-            "-append", " ".join(cmdline), "-display", "none", "-serial", "stdio",
-            "-no-user-config", "-accel", "tcg"]
+    argv = raspi4b_argv(run, tryboot_dtb(run), disk, port, cmdline)
     box = Box(port)
     results = {}
     note(f"raspi4b: {os.path.basename(image)}, then {os.path.basename(bundle)} through the API")
     q = Qemu(argv, os.path.join(run, "console.log"))
     try:
+        plug_usb_net(q, run)
         box.state_when_up(q, 240)
         note(f"HTTPS answered after {time.monotonic() - q.started:.1f} s")
         q.wait_console("percloud_tryboot: ready", 5)
@@ -139,6 +135,9 @@ def test_tryboot(image, bundle, force, run):
                 phase = progress.get("phase")
                 note(f"{time.monotonic() - started:6.1f} s: {phase} {progress.get('message') or ''}")
             time.sleep(1)
+        # Unplugged before the next kernel starts, plugged in again once its USB host is up
+        # (boot_test.plug_usb_net says why).
+        unplug_usb_net(run)
         sent = line_with(q.console_since(mark), "SET_REBOOT_FLAGS")
         note("kernel: " + sent)
         if "SET_REBOOT_FLAGS=1 sent" not in sent or '"0 tryboot"' not in sent:
@@ -147,6 +146,7 @@ def test_tryboot(image, bundle, force, run):
         flagged = q.mark()
         q.wait_console("Booting Linux", 60, flagged)
         note("the machine reset: the kernel boots again")
+        plug_usb_net(q, run, flagged, name="net1")
         box.state_when_up(q, 240)
         results["install -> booted again and serving"] = time.monotonic() - started
         box.cookie = box.csrf = None
@@ -177,7 +177,7 @@ def main():
         bundle = args.bundle or small_bundle(args, run)
         results = test_tryboot(image, bundle, bool(args.bundle), run)
     except AssertionError as e:
-        note(f"FAILED: {e} (console log: {run}/console.log)")
+        report_failure(e, f"{run}/console.log")
         return 1
     finally:
         kill_all()

@@ -45,7 +45,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from boot_test import (DISK_SIZE, OWNER, PASSWORD, ROOT, Box, Qemu, fail,  # noqa: E402
-                       kill_all, monitor, note, x86_argv, free_port)
+                       kill_all, monitor, note, report_failure, x86_argv, free_port)
 
 SECTOR = 512
 GRUBENV = "::EFI/BOOT/grubenv"
@@ -582,7 +582,7 @@ def main():
         results = {"trial": test_trial, "update": test_update,
                    "pi-layout": test_pi_layout}[args.scenario](args, run)
     except AssertionError as e:
-        note(f"FAILED: {e} (console log: {run}/console.log)")
+        report_failure(e, f"{run}/console.log")
         return 1
     finally:
         kill_all()
