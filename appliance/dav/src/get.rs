@@ -6,7 +6,7 @@ use std::io::{Seek, SeekFrom};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::BodyExt;
-use percloud_store::{Entry, FileReader, StoreError};
+use percloud_store::{Entry, FileReader, Piece, StoreError};
 use tokio::sync::mpsc;
 
 use crate::body::{ChannelBody, DavBody, empty_body, full_body};
@@ -18,12 +18,12 @@ use crate::range::{self, RangeRequest};
 use crate::status::DavError;
 use crate::xml::escape_text;
 
-/// Bytes per chunk sent to the client: large enough that the hop between the reading
-/// thread and the connection is cheap per byte.
-const CHUNK: usize = 128 * 1024;
-/// Chunks buffered between the reading thread and the connection (with 64 readers at once,
-/// at most 64 × 3 × 128 KiB in flight).
-const CHUNKS_IN_FLIGHT: usize = 2;
+/// Bytes per piece read, verified and sent: large enough that the hop between the reading
+/// thread and the connection is cheap per byte, small enough that 64 readers at once hold
+/// little (at most 64 × 4 pieces: one being read, `PIECES_IN_FLIGHT`, one being written).
+const PIECE: usize = 128 * 1024;
+/// Pieces buffered between the reading thread and the connection.
+const PIECES_IN_FLIGHT: usize = 2;
 
 enum Target {
     File(Box<FileReader>),
@@ -191,54 +191,63 @@ pub fn file_response(
     response
 }
 
-/// Streams `count` bytes from `start` on a blocking thread through a bounded channel; a client
-/// that goes away closes the channel and stops the reader.
-fn stream(mut reader: FileReader, start: u64, count: u64) -> DavBody {
-    let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+/// Streams `count` bytes from `start` on a blocking thread through a bounded channel; a
+/// client that goes away closes the channel and stops the reader. Pieces come out only
+/// through the reader's verifier, in order: a piece that would complete a damaged chunk ends
+/// the body with an error instead.
+fn stream(reader: FileReader, start: u64, count: u64) -> DavBody {
+    let (tx, rx) = mpsc::channel(PIECES_IN_FLIGHT);
+    let mut verifier = reader.verifier();
     tokio::task::spawn_blocking(move || {
-        if start > 0
-            && let Err(err) = reader.seek(SeekFrom::Start(start))
-        {
-            tracing::error!(error = %err, "seeking in stored file failed");
-            let _ = tx.blocking_send(Err(err));
-            return;
-        }
-        let mut remaining = count;
-        while remaining > 0 {
-            let want = usize::try_from(remaining).unwrap_or(CHUNK).min(CHUNK);
-            // Read into the buffer that is sent (no copy, no zeroing first); a short read is
-            // topped up so each hand-off carries a full chunk.
-            let mut buf = Vec::with_capacity(want);
-            let mut filled = 0;
-            let chunk = loop {
-                match reader.read_append(&mut buf, want - filled) {
-                    Ok(0) if filled == 0 => {
-                        break Err(std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "stored file shorter than its length",
-                        ));
-                    }
-                    Ok(0) => break Ok(()),
-                    Ok(n) => {
-                        filled += n;
-                        if filled == want {
-                            break Ok(());
-                        }
-                    }
-                    Err(err) => break Err(err),
-                }
-            }
-            .map(|()| Bytes::from(buf));
-            let failed = chunk.is_err();
-            if let Err(err) = &chunk {
-                tracing::error!(error = %err, "reading stored file failed");
-            }
-            let sent = chunk.as_ref().map_or(0, |c| c.len() as u64);
-            if tx.blocking_send(chunk).is_err() || failed {
-                return;
-            }
-            remaining -= sent;
-        }
+        read_pieces(reader, start, count, |piece| {
+            forward(&tx, piece.and_then(|p| verifier.release(p)))
+        });
     });
     ChannelBody::new(rx).boxed_unsync()
+}
+
+/// Reads `count` bytes from `start` in pieces and hands each to `send` (or the error that
+/// ends the read), until `send` says stop.
+fn read_pieces(
+    mut reader: FileReader,
+    start: u64,
+    count: u64,
+    mut send: impl FnMut(std::io::Result<Piece>) -> bool,
+) {
+    if start > 0
+        && let Err(err) = reader.seek(SeekFrom::Start(start))
+    {
+        send(Err(err));
+        return;
+    }
+    let mut remaining = count;
+    while remaining > 0 {
+        let want = usize::try_from(remaining).unwrap_or(PIECE).min(PIECE);
+        let piece = reader.read_piece(want).and_then(|piece| {
+            piece.ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "stored file shorter than its length",
+                )
+            })
+        });
+        let Ok(len) = piece.as_ref().map(Piece::len) else {
+            send(piece);
+            return;
+        };
+        if !send(piece) {
+            return;
+        }
+        remaining -= len as u64;
+    }
+}
+
+/// Sends released bytes, or the error that ends the body, to the connection; false when it
+/// is gone or this was the error.
+fn forward(tx: &mpsc::Sender<std::io::Result<Bytes>>, bytes: std::io::Result<Vec<u8>>) -> bool {
+    if let Err(err) = &bytes {
+        tracing::error!(error = %err, "reading stored file failed");
+    }
+    let failed = bytes.is_err();
+    tx.blocking_send(bytes.map(Bytes::from)).is_ok() && !failed
 }

@@ -37,6 +37,7 @@ mod model;
 mod namespace;
 mod pack;
 mod path;
+mod piece;
 mod props;
 mod reader;
 mod records;
@@ -55,6 +56,7 @@ pub use batch::UploadBatch;
 pub use error::{Result, StoreError};
 pub use model::*;
 pub use path::{MAX_DEPTH, MAX_NAME_BYTES, MAX_PATH_BYTES, PathError, StorePath};
+pub use piece::{Piece, Verifier};
 pub use users::{MAX_USER_NAME, validate_user_name};
 
 use std::io::{Read, Seek};
@@ -334,10 +336,17 @@ impl FileReader {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Like [`Read::read`] into the end of `out`, at most `max` bytes, without zeroing the
-    /// room first (what a download sends, it reads this way).
-    pub fn read_append(&mut self, out: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
-        self.state.read_append(out, max)
+    /// The next at most `max` bytes as a [`Piece`] (`None` at the end), read straight into
+    /// its own buffer and never crossing a chunk's end. Its bytes come out only through
+    /// [`FileReader::verifier`]'s [`Verifier::release`], in order — on this thread or
+    /// another, so the next piece can be read while this one is hashed.
+    pub fn read_piece(&mut self, max: usize) -> std::io::Result<Option<Piece>> {
+        self.state.read_piece(max)
+    }
+    /// A verifier for this reader's pieces: release all of them through the same one, in
+    /// the order they were read (it refuses a piece that does not follow the last).
+    pub fn verifier(&self) -> Verifier {
+        self.state.verifier()
     }
 }
 

@@ -4,12 +4,14 @@
 //! A compressed chunk is decompressed and held whole. A raw chunk (photos, videos: most
 //! bytes on the box) is never held: it is served from the pack with `pread`, and verified
 //! one of two ways:
-//! - read from its first byte on in order (a download): hashed as it is served, and the
-//!   read that would complete the chunk fails instead if the hash does not match. Its
-//!   earlier pieces have been handed out unverified, but the reader can never *finish* a
-//!   chunk (or a file) with bad bytes: an HTTP download is cut short before its announced
-//!   length, which every client treats as a failed transfer. One pass over the bytes
-//!   instead of two (a hashing read, then a serving one).
+//! - read from its first byte on in order (a download): hashed as it is served by the
+//!   reader's [`Verifier`], which refuses the piece that would complete the chunk if the hash
+//!   does not match. Its earlier pieces have been handed out unverified, but the reader can
+//!   never *finish* a chunk (or a file) with bad bytes: an HTTP download is cut short before
+//!   its announced length, which every client treats as a failed transfer. One pass over the
+//!   bytes instead of two (a hashing read, then a serving one). [`ReaderState::read_piece`]
+//!   leaves that hashing to a verifier the caller holds, so it can run on another thread
+//!   while the next piece is read.
 //! - entered in the middle (a range request): its stored bytes are first hashed in
 //!   [`VERIFY_BUF`] pieces straight from the pack, then served.
 //!
@@ -25,6 +27,7 @@ use std::sync::Arc;
 use crate::backend::PackBackend;
 use crate::inner::Inner;
 use crate::pack::{self, COMPRESSION_NONE, ENTRY_HEADER_LEN, EntryHeader};
+use crate::piece::{Check, ChunkKey, Piece, Verifier};
 use crate::records::ChunkRef;
 use crate::{Entry, StoreError};
 
@@ -35,22 +38,20 @@ const VERIFY_BUF: usize = 256 * 1024;
 enum Loaded {
     /// A compressed chunk's plaintext.
     Plain(Vec<u8>),
-    /// A raw chunk whose stored bytes start at `data` in `pack`: verified already, or being
-    /// hashed as it is served (`streaming`).
+    /// A raw chunk whose stored bytes start at `data` in `pack`: verified already, or read
+    /// in order from its start to be hashed on release (`stream`).
     Raw {
         pack: u64,
         data: u64,
-        streaming: Option<Box<Streaming>>,
+        stream: Option<Stream>,
     },
 }
 
-/// The hash of a raw chunk being served from its start, in order.
-struct Streaming {
-    hasher: blake3::Hasher,
-    /// Bytes of the chunk hashed (and served) so far.
-    hashed: u64,
-    /// The chunk's location, remembered as verified once the hash matched.
-    key: (u64, u64, crate::records::ChunkHash),
+/// A raw chunk being read from its start, in order, for a [`Verifier`] to hash.
+struct Stream {
+    key: ChunkKey,
+    /// Offset in the chunk the next read must start at to stay in order.
+    next: u64,
 }
 
 /// Where a read puts its bytes: a caller's slice, or the end of a `Vec`.
@@ -66,10 +67,6 @@ trait Dest {
         offset: u64,
         n: usize,
     ) -> crate::Result<()>;
-    /// The last `n` bytes put.
-    fn last(&self, n: usize) -> &[u8];
-    /// Takes back the last `n` bytes put (they failed verification).
-    fn take_back(&mut self, n: usize);
 }
 
 impl Dest for &mut [u8] {
@@ -88,27 +85,14 @@ impl Dest for &mut [u8] {
     ) -> crate::Result<()> {
         backend.read_at(pack, offset, &mut self[..n])
     }
-    fn last(&self, n: usize) -> &[u8] {
-        &self[..n]
-    }
-    fn take_back(&mut self, _n: usize) {
-        // The caller's buffer; a failed read's contents mean nothing.
-    }
 }
 
-/// Appends to `out`, at most `max` bytes past `start`.
-struct Append<'a> {
-    out: &'a mut Vec<u8>,
-    start: usize,
-    max: usize,
-}
-
-impl Dest for Append<'_> {
+impl Dest for Vec<u8> {
     fn room(&self) -> usize {
-        self.max - (self.out.len() - self.start)
+        self.capacity() - self.len()
     }
     fn copy(&mut self, bytes: &[u8]) {
-        self.out.extend_from_slice(bytes);
+        self.extend_from_slice(bytes);
     }
     fn pread(
         &mut self,
@@ -117,13 +101,8 @@ impl Dest for Append<'_> {
         offset: u64,
         n: usize,
     ) -> crate::Result<()> {
-        backend.read_append(pack, offset, n, self.out)
-    }
-    fn last(&self, n: usize) -> &[u8] {
-        &self.out[self.out.len() - n..]
-    }
-    fn take_back(&mut self, n: usize) {
-        self.out.truncate(self.out.len() - n);
+        // Straight into the spare capacity: nothing is zeroed first.
+        backend.read_append(pack, offset, n, self)
     }
 }
 
@@ -138,6 +117,8 @@ pub(crate) struct ReaderState {
     pos: u64,
     /// The chunk currently loaded and its index.
     current: Option<(usize, Loaded)>,
+    /// Releases what [`ReaderState::read`] reads.
+    verifier: Verifier,
     /// Reused by the verification of raw chunks.
     verify_buf: Vec<u8>,
     decompressor: Option<zstd::bulk::Decompressor<'static>>,
@@ -162,6 +143,7 @@ impl ReaderState {
             at += u64::from(c.len);
         }
         ReaderState {
+            verifier: Verifier::new(inner.clone()),
             inner,
             entry,
             chunks,
@@ -182,27 +164,56 @@ impl ReaderState {
         self.len
     }
 
+    /// A verifier for the pieces of [`ReaderState::read_piece`].
+    pub fn verifier(&self) -> Verifier {
+        Verifier::new(self.inner.clone())
+    }
+
     pub fn read(&mut self, mut buf: &mut [u8]) -> std::io::Result<usize> {
-        self.read_into(&mut buf)
+        let (n, check) = self.read_into(&mut buf)?;
+        self.verifier.check(check, &buf[..n])?;
+        Ok(n)
     }
 
-    /// Appends at most `max` bytes to `out`; 0 at the end. Raw bytes go from the pack
-    /// straight into `out`'s spare room, which `read` would have had to zero first.
-    pub fn read_append(&mut self, out: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
-        let start = out.len();
-        self.read_into(&mut Append { out, start, max })
-    }
-
-    fn read_into(&mut self, dest: &mut impl Dest) -> std::io::Result<usize> {
-        if dest.room() == 0 || self.pos >= self.len {
-            return Ok(0);
+    /// The next at most `max` bytes, never crossing the end of a chunk (so a chunk read from
+    /// its start is hashed in whole, aligned pieces); `None` at the end.
+    pub fn read_piece(&mut self, max: usize) -> std::io::Result<Option<Piece>> {
+        let n = self.chunk_left().min(max as u64) as usize;
+        if n == 0 {
+            return Ok(None);
         }
-        // The chunk holding `pos`: the last one starting at or before it.
+        let mut bytes = Vec::with_capacity(n);
+        let (_, check) = self.read_into(&mut bytes)?;
+        Ok(Some(Piece::new(bytes, check)))
+    }
+
+    /// The index of the chunk holding `pos` and `pos`'s offset in it; `None` at the end.
+    fn position(&self) -> Option<(usize, u64)> {
+        if self.pos >= self.len {
+            return None;
+        }
+        // The last chunk starting at or before `pos`.
         let index = self.starts.partition_point(|&s| s <= self.pos) - 1;
-        let within = self.pos - self.starts[index];
-        let n = dest
-            .room()
-            .min(usize::try_from(u64::from(self.chunks[index].len) - within).unwrap_or(usize::MAX));
+        Some((index, self.pos - self.starts[index]))
+    }
+
+    /// Bytes from `pos` to the end of its chunk.
+    fn chunk_left(&self) -> u64 {
+        self.position()
+            .map_or(0, |(i, within)| u64::from(self.chunks[i].len) - within)
+    }
+
+    /// Puts the bytes at `pos` into `dest`, never past the end of their chunk, and says
+    /// what releasing them requires.
+    fn read_into(&mut self, dest: &mut impl Dest) -> std::io::Result<(usize, Check)> {
+        let Some((index, within)) = self.position() else {
+            return Ok((0, Check::Verified));
+        };
+        let chunk_len = u64::from(self.chunks[index].len);
+        let n = (dest.room() as u64).min(chunk_len - within) as usize;
+        if n == 0 {
+            return Ok((0, Check::Verified));
+        }
         let mut retried = false;
         let mut stream = within == 0;
         loop {
@@ -212,17 +223,17 @@ impl ReaderState {
                 self.current = Some((index, loaded));
             }
             let Some((_, loaded)) = &mut self.current else {
-                return Ok(0);
+                return Ok((0, Check::Verified));
             };
-            match loaded {
+            let check = match loaded {
                 Loaded::Plain(plain) => {
                     let at = within as usize;
                     dest.copy(&plain[at..at + n]);
+                    Check::Verified
                 }
                 Loaded::Raw {
-                    streaming: Some(st),
-                    ..
-                } if st.hashed != within => {
+                    stream: Some(s), ..
+                } if s.next != within => {
                     // Moved within the chunk (a seek): verify the whole chunk first instead.
                     self.current = None;
                     stream = false;
@@ -231,7 +242,7 @@ impl ReaderState {
                 Loaded::Raw {
                     pack,
                     data,
-                    streaming,
+                    stream: in_order,
                 } => {
                     let read = dest.pread(&*self.inner.backend, *pack, *data + within, n);
                     if let Err(e) = read {
@@ -244,29 +255,21 @@ impl ReaderState {
                         stream = false;
                         continue;
                     }
-                    if let Some(st) = streaming {
-                        st.hasher.update(dest.last(n));
-                        st.hashed += n as u64;
-                        if st.hashed == u64::from(self.chunks[index].len) {
-                            let key = st.key;
-                            let sound = *st.hasher.finalize().as_bytes() == key.2;
-                            *streaming = None;
-                            if !sound {
-                                // Not served: the chunk (and the file) never completes.
-                                dest.take_back(n);
-                                self.current = None;
-                                return Err(std::io::Error::other(StoreError::Corrupt {
-                                    what: format!("chunk {}", pack::hex(&key.2)),
-                                    detail: "content does not match its hash".to_owned(),
-                                }));
+                    match in_order {
+                        Some(s) => {
+                            s.next += n as u64;
+                            Check::Stream {
+                                key: s.key,
+                                at: within,
+                                len: chunk_len,
                             }
-                            self.inner.verified.insert(key);
                         }
+                        None => Check::Verified,
                     }
                 }
-            }
+            };
             self.pos += n as u64;
-            return Ok(n);
+            return Ok((n, check));
         }
     }
 
@@ -330,18 +333,14 @@ impl ReaderState {
             return Ok(Some(Loaded::Raw {
                 pack: rec.pack,
                 data,
-                streaming: None,
+                stream: None,
             }));
         }
         if stream {
             return Ok(Some(Loaded::Raw {
                 pack: rec.pack,
                 data,
-                streaming: Some(Box::new(Streaming {
-                    hasher: blake3::Hasher::new(),
-                    hashed: 0,
-                    key,
-                })),
+                stream: Some(Stream { key, next: 0 }),
             }));
         }
         self.verify_buf.resize(VERIFY_BUF, 0);
@@ -369,7 +368,7 @@ impl ReaderState {
         Ok(Some(Loaded::Raw {
             pack: rec.pack,
             data,
-            streaming: None,
+            stream: None,
         }))
     }
 

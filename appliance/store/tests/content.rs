@@ -401,54 +401,133 @@ fn sound_chunks_read_the_same_streamed_seeked_and_again() {
 }
 
 #[test]
-fn read_append_gives_the_bytes_read_gives_whatever_the_room() {
-    let (d, s) = store();
+fn pieces_give_the_bytes_in_whole_chunks_or_less() {
+    let (_d, s) = store();
     let u = user(&s, "alice").id;
     let raw = random_bytes(9, 2_500_000);
     let text = b"compressible text, stored with zstd. ".repeat(40_000);
     put(&s, u, "/text", &text);
     put(&s, u, "/raw", &raw);
     for (path, data) in [("/raw", &raw), ("/text", &text)] {
-        let mut r = s.open_file(u, &p(path)).unwrap();
-        // Already holding bytes, and with room that is exact, short or far too large.
-        let mut out = b"prefix".to_vec();
-        for (i, max) in [1usize, 65_536, 100_003, 1 << 20]
-            .iter()
-            .cycle()
-            .enumerate()
-        {
-            if i % 3 == 0 {
-                out.reserve_exact(*max);
-            } else if i % 3 == 1 {
-                out.reserve(10 * max);
+        for max in [1usize, 65_536, 100_003, 1 << 20, 8 << 20] {
+            let mut r = s.open_file(u, &p(path)).unwrap();
+            let mut v = r.verifier();
+            let mut out = Vec::new();
+            while let Some(piece) = r.read_piece(max).unwrap() {
+                assert!(
+                    !piece.is_empty() && piece.len() <= max.min(4 << 20),
+                    "{path} {max}"
+                );
+                out.extend_from_slice(&v.release(piece).unwrap());
             }
-            if r.read_append(&mut out, *max).unwrap() == 0 {
-                break;
-            }
+            assert!(out == *data, "{path} in pieces of {max}");
         }
-        assert!(out[..6] == *b"prefix" && out[6..] == data[..], "{path}");
     }
-    // A rotten raw chunk: the append that would complete it fails and adds nothing. (A
-    // new process: this one verified the chunk above and would trust it.)
+}
+
+/// The only pack, and each chunk's (offset in the file, length, offset of its stored bytes in
+/// the pack), read from the entry headers: 48 bytes (magic, plain length at 8, stored length
+/// at 12), then the stored bytes. The file must be the only thing stored.
+fn chunk_spans(dir: &std::path::Path) -> (std::path::PathBuf, Vec<(u64, u64, u64)>) {
+    let packs: Vec<_> = std::fs::read_dir(dir.join("packs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(packs.len(), 1);
+    let pack = std::fs::read(&packs[0]).unwrap();
+    let mut at = pack
+        .windows(4)
+        .position(|w| w == b"PCHK")
+        .expect("an entry");
+    let (mut spans, mut file_at) = (Vec::new(), 0u64);
+    while at + 48 <= pack.len() {
+        assert_eq!(&pack[at..at + 4], b"PCHK");
+        let field = |o: usize| {
+            u64::from(u32::from_le_bytes(
+                pack[at + o..at + o + 4].try_into().unwrap(),
+            ))
+        };
+        let (plain, stored) = (field(8), field(12));
+        spans.push((file_at, plain, at as u64 + 48));
+        file_at += plain;
+        at += 48 + stored as usize;
+    }
+    (packs[0].clone(), spans)
+}
+
+#[test]
+fn pieces_read_ahead_of_a_rotten_chunk_are_never_released() {
+    use std::os::unix::fs::FileExt;
+    let (d, s) = store();
+    let u = user(&s, "alice").id;
+    let data = random_bytes(10, 6_000_000);
+    put(&s, u, "/video", &data);
     drop(s);
-    flip_in_last_chunk(d.path(), 1000);
+    let (pack, spans) = chunk_spans(d.path());
+    assert!(spans.len() >= 3, "{spans:?}");
+    assert_eq!(spans.iter().map(|s| s.1).sum::<u64>(), data.len() as u64);
+    // Rot in the middle of the second chunk (a new process: nothing verified yet).
+    let (start, len, stored_at) = spans[1];
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(pack)
+        .unwrap();
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, stored_at + len / 2).unwrap();
+    file.write_all_at(&[byte[0] ^ 0x80], stored_at + len / 2)
+        .unwrap();
     let s = Store::open(d.path(), StoreOptions::default()).unwrap();
-    let mut r = s.open_file(u, &p("/text")).unwrap();
+
+    // The reading side runs to the end first (everything is read ahead), then the pieces
+    // are released in order: the damaged chunk never completes, and nothing after it —
+    // all of it read, sound and waiting — comes out.
+    let mut r = s.open_file(u, &p("/video")).unwrap();
+    let mut v = r.verifier();
+    let mut pieces = Vec::new();
+    while let Some(piece) = r.read_piece(128 * 1024).unwrap() {
+        pieces.push(piece);
+    }
     let mut out = Vec::new();
-    while r.read_append(&mut out, 1 << 20).unwrap() > 0 {}
-    assert!(out == text, "the other file is untouched");
-    let mut r = s.open_file(u, &p("/raw")).unwrap();
-    let mut out = Vec::new();
-    let err = loop {
-        let before = out.len();
-        match r.read_append(&mut out, 128 * 1024) {
-            Ok(0) => panic!("a damaged file read to its end"),
-            Ok(_) => {}
+    let mut refused = 0;
+    for piece in pieces {
+        match v.release(piece) {
+            Ok(bytes) => {
+                assert_eq!(refused, 0, "released after a refusal");
+                out.extend_from_slice(&bytes);
+            }
             Err(e) => {
-                assert_eq!(out.len(), before);
-                break e;
+                if refused == 0 {
+                    assert!(e.to_string().contains("does not match"), "{e}");
+                }
+                refused += 1;
             }
         }
-    };
-    assert!(err.to_string().contains("does not match"), "{err}");
+    }
+    assert!(refused > 1, "the damaged chunk and everything after it");
+    assert!(
+        (out.len() as u64) < start + len,
+        "{} bytes released, the damaged chunk ends at {}",
+        out.len(),
+        start + len
+    );
+    // The damaged chunk's earlier pieces went out (hashed as served); it never completes.
+    assert!(out.len() as u64 >= start, "sound chunks before it released");
+    assert!(
+        out[..start as usize] == data[..start as usize],
+        "sound chunks as stored"
+    );
+
+    // Pieces out of order are refused, never released unhashed (the damaged chunk: the
+    // sound first one is verified by now and needs no hashing).
+    let mut r = s.open_file(u, &p("/video")).unwrap();
+    r.seek(SeekFrom::Start(start)).unwrap();
+    let first = r.read_piece(1000).unwrap().unwrap();
+    let second = r.read_piece(1000).unwrap().unwrap();
+    let mut v = r.verifier();
+    assert!(v.release(second).is_err());
+    assert!(
+        v.release(first).is_err(),
+        "refuses everything after a refusal"
+    );
 }
