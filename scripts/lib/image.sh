@@ -32,6 +32,18 @@ EOF
     grub-common binutils musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross make
 }
 
+# build_percloud TARGET: builds the shipped percloud (cargo profile `image`, static musl) for
+# TARGET (x86_64- or aarch64-unknown-linux-musl) and prints the binary's path. Needs the
+# packages of ensure_image_host (musl-tools, gcc-aarch64-linux-gnu).
+build_percloud() {
+  # ring's C code needs a C compiler for the target; the arm64 binary links with rust-lld.
+  CC_x86_64_unknown_linux_musl=musl-gcc \
+  CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc \
+  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
+    cargo build -q -p percloud --locked --target "$1" --profile image >&2
+  echo "target/$1/image/percloud"
+}
+
 # fetch_deb CACHE ARCH PACKAGE: prints the path of PACKAGE's .deb for ARCH in CACHE, running
 # `apt-get download` only when the cache has none (so a second build is offline).
 fetch_deb() {
