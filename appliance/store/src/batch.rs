@@ -40,7 +40,7 @@ impl UploadBatch {
         data: &[u8],
     ) -> Result<usize> {
         let mut state = UploadState::begin(self.inner.clone(), user, Some(data.len() as u64))?;
-        state.write(data)?;
+        state.write_whole_small(data)?;
         let job = state.take_job(path, options)?;
         self.jobs.push(job);
         self.pins.push(state.into_pins());
@@ -146,6 +146,11 @@ mod tests {
         assert_eq!(store.stat(user, &p("/d/a")).unwrap().mtime, mtime);
         assert_eq!(read(&store, user, "/d/taken"), b"old");
         assert_eq!(read(&store, user, "/d/c"), b"");
+        // Hashed once, as one chunk: still the BLAKE3 of the whole content.
+        for (path, data) in [("/d/a", b"aaa".as_slice()), ("/d/c", b"")] {
+            let hash = store.stat(user, &p(path)).unwrap().content_hash.unwrap();
+            assert_eq!(hash, *blake3::hash(data).as_bytes(), "{path}");
+        }
         assert_eq!(store.stats().unwrap().logical_bytes, 3 + 3);
         assert!(lock(&store.inner.pins).packs.is_empty(), "pins released");
         let report = store.fsck(false).unwrap();
@@ -181,6 +186,36 @@ mod tests {
         assert!(store.stat(user, &p("/gone")).is_err());
         assert!(lock(&store.inner.pins).packs.is_empty(), "pins released");
         assert!(store.begin_batch().commit().is_empty());
+    }
+
+    #[test]
+    fn files_of_one_chunk_or_more_keep_their_content_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let user = store.create_user("u", "$argon2id$fake", None).unwrap().id;
+        let sizes = [
+            1,
+            crate::chunker::MIN_CHUNK,
+            crate::chunker::MIN_CHUNK + 1,
+            5 << 20,
+        ];
+        let files: Vec<Vec<u8>> = sizes
+            .iter()
+            .map(|&n| (0..n).map(|i| (i * 31 % 251) as u8).collect())
+            .collect();
+        let mut batch = store.begin_batch();
+        for (i, data) in files.iter().enumerate() {
+            batch
+                .add(user, &p(&format!("/{i}")), &CommitOptions::default(), data)
+                .unwrap();
+        }
+        assert!(batch.commit().iter().all(|r| r.is_ok()));
+        for (i, data) in files.iter().enumerate() {
+            let path = format!("/{i}");
+            let entry = store.stat(user, &p(&path)).unwrap();
+            assert_eq!(entry.content_hash.unwrap(), *blake3::hash(data).as_bytes());
+            assert_eq!(&read(&store, user, &path), data);
+        }
     }
 
     #[test]

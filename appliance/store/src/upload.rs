@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::backend::PackId;
-use crate::chunker::Chunker;
+use crate::chunker::{Chunker, MIN_CHUNK};
 use crate::inner::{Inner, lock};
 use crate::namespace::{self, check_precondition, entry};
 use crate::pack::{self, EntryHeader};
@@ -30,8 +30,11 @@ pub(crate) struct UploadState {
     user: UserId,
     len: u64,
     chunker: Chunker,
-    /// `None` when resuming a staged upload whose hasher was lost to a restart.
+    /// `None` when resuming a staged upload whose hasher was lost to a restart, or when the
+    /// file is one chunk whose hash is the file's ([`UploadState::write_whole_small`]).
     file_hash: Option<blake3::Hasher>,
+    /// The file was written whole by [`UploadState::write_whole_small`].
+    single_chunk: bool,
     chunks: Vec<ChunkRef>,
     /// Leading entries of `chunks` whose references are already held (by a staged upload
     /// being committed); commit transfers them instead of adding new ones.
@@ -91,6 +94,7 @@ impl UploadState {
             len,
             chunker,
             file_hash,
+            single_chunk: false,
             chunks: Vec::new(),
             counted: 0,
             written: HashMap::new(),
@@ -125,7 +129,25 @@ impl UploadState {
         self.file_hash.take()
     }
 
+    /// Writes a whole file too small to be cut (at most [`MIN_CHUNK`] bytes) into a fresh
+    /// upload: it becomes one chunk (none when empty) whose BLAKE3 is the file's content hash
+    /// too, so its bytes are hashed once instead of twice. Nothing may be written after it.
+    /// Anything else goes through [`UploadState::write`].
+    pub fn write_whole_small(&mut self, data: &[u8]) -> Result<()> {
+        if self.len != 0 || data.len() > MIN_CHUNK || self.file_hash.is_none() {
+            return self.write(data);
+        }
+        self.file_hash = None;
+        self.single_chunk = true;
+        self.len = data.len() as u64;
+        let mut chunker = std::mem::take(&mut self.chunker);
+        let result = chunker.push(data, &mut |c| self.store_chunk(c));
+        self.chunker = chunker;
+        result
+    }
+
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        debug_assert!(!self.single_chunk, "written after write_whole_small");
         if let Some(h) = &mut self.file_hash {
             h.update(data);
         }
@@ -208,9 +230,11 @@ impl UploadState {
     /// Cuts the last chunks and hands what the commit transaction needs to a [`CommitJob`].
     pub fn take_job(&mut self, path: &StorePath, options: &CommitOptions) -> Result<CommitJob> {
         self.finish_chunks()?;
-        let content_hash = match &self.file_hash {
-            Some(h) => *h.finalize().as_bytes(),
-            None => {
+        let content_hash = match (&self.file_hash, self.chunks.as_slice()) {
+            (Some(h), _) => *h.finalize().as_bytes(),
+            (None, []) if self.single_chunk => *blake3::hash(b"").as_bytes(),
+            (None, [one]) if self.single_chunk && u64::from(one.len) == self.len => one.hash,
+            (None, _) => {
                 return Err(StoreError::Corrupt {
                     what: "an upload".to_owned(),
                     detail: "content hasher missing".to_owned(),
