@@ -1,13 +1,14 @@
-//! Response bodies: small in-memory ones and a channel fed by a blocking reader; reading
-//! request bodies with a size limit.
+//! Response bodies: small in-memory ones, a channel fed by a blocking reader, and a stored
+//! file's pieces from its reading threads; reading request bodies with a size limit.
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
 use http::{Response, StatusCode, header};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Empty, Full};
+use percloud_store::{Piece, Verifier};
 use tokio::sync::mpsc;
 
 use crate::status::DavError;
@@ -72,6 +73,80 @@ impl Body for ChannelBody {
         self.rx
             .poll_recv(cx)
             .map(|chunk| chunk.map(|result| result.map(Frame::data)))
+    }
+}
+
+/// A download's body: pieces from one or more reading threads, taken from each in turn (the
+/// readers read alternate pieces) and released through the file's verifier, so what is sent
+/// is in file order and never a damaged chunk's end. After an error it ends.
+pub(crate) struct PiecesBody {
+    readers: Vec<mpsc::Receiver<std::io::Result<Piece>>>,
+    /// The reader whose piece comes next.
+    turn: usize,
+    verifier: Option<Verifier>,
+    /// An error to yield first (a failed seek), then the end.
+    failed: Option<std::io::Error>,
+}
+
+impl PiecesBody {
+    pub(crate) fn new(
+        readers: Vec<mpsc::Receiver<std::io::Result<Piece>>>,
+        verifier: Verifier,
+    ) -> Self {
+        PiecesBody {
+            readers,
+            turn: 0,
+            verifier: Some(verifier),
+            failed: None,
+        }
+    }
+
+    /// A body that yields `err` and ends.
+    pub(crate) fn failed(err: std::io::Error) -> Self {
+        PiecesBody {
+            readers: Vec::new(),
+            turn: 0,
+            verifier: None,
+            failed: Some(err),
+        }
+    }
+}
+
+impl Body for PiecesBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = &mut *self;
+        if let Some(err) = this.failed.take() {
+            this.verifier = None;
+            return Poll::Ready(Some(Err(err)));
+        }
+        let (Some(verifier), Some(rx)) = (this.verifier.as_mut(), this.readers.get_mut(this.turn))
+        else {
+            return Poll::Ready(None);
+        };
+        // `None`: the reader whose turn it is has finished, and so has the body.
+        let released =
+            ready!(rx.poll_recv(cx)).map(|piece| piece.and_then(|p| verifier.release(p)));
+        this.turn = (this.turn + 1) % this.readers.len();
+        match released {
+            None => {
+                this.readers.clear();
+                Poll::Ready(None)
+            }
+            Some(Ok(bytes)) => Poll::Ready(Some(Ok(Frame::data(Bytes::from(bytes))))),
+            Some(Err(err)) => {
+                tracing::error!(error = %err, "reading stored file failed");
+                // Stops the readers: their channels close.
+                this.readers.clear();
+                this.verifier = None;
+                Poll::Ready(Some(Err(err)))
+            }
+        }
     }
 }
 

@@ -3,13 +3,12 @@
 
 use std::io::{Seek, SeekFrom};
 
-use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use percloud_store::{Entry, FileReader, Piece, StoreError};
 use tokio::sync::mpsc;
 
-use crate::body::{ChannelBody, DavBody, empty_body, full_body};
+use crate::body::{DavBody, PiecesBody, empty_body, full_body};
 use crate::conditional::{self, Verdict};
 use crate::dates::rfc1123;
 use crate::handler::{DavHandler, Req};
@@ -18,12 +17,14 @@ use crate::range::{self, RangeRequest};
 use crate::status::DavError;
 use crate::xml::escape_text;
 
-/// Bytes per piece read, verified and sent: large enough that the hop between the reading
-/// thread and the connection is cheap per byte, small enough that 64 readers at once hold
-/// little (at most 64 × 4 pieces: one being read, `PIECES_IN_FLIGHT`, one being written).
-const PIECE: usize = 128 * 1024;
-/// Pieces buffered between the reading thread and the connection.
+/// Pieces (of at most `PIECE_LEN`, 128 KiB) buffered between the reading threads and the
+/// connection, shared among the threads. A body holds at most this many, one more being read
+/// per thread and one being written: 64 readers at once hold little.
 const PIECES_IN_FLIGHT: usize = 2;
+/// Bodies at least this long are read by two threads, alternate pieces each: a first read
+/// hashes every byte, and two threads hash twice as fast as one. Shorter ones (ranges) use
+/// one thread.
+const TWO_READERS_FROM: u64 = 4 << 20;
 
 enum Target {
     File(Box<FileReader>),
@@ -191,63 +192,51 @@ pub fn file_response(
     response
 }
 
-/// Streams `count` bytes from `start` on a blocking thread through a bounded channel; a
-/// client that goes away closes the channel and stops the reader. Pieces come out only
-/// through the reader's verifier, in order: a piece that would complete a damaged chunk ends
-/// the body with an error instead.
-fn stream(reader: FileReader, start: u64, count: u64) -> DavBody {
-    let (tx, rx) = mpsc::channel(PIECES_IN_FLIGHT);
-    let mut verifier = reader.verifier();
-    tokio::task::spawn_blocking(move || {
-        read_pieces(reader, start, count, |piece| {
-            forward(&tx, piece.and_then(|p| verifier.release(p)))
-        });
-    });
-    ChannelBody::new(rx).boxed_unsync()
+/// Streams `count` bytes from `start` on blocking threads through bounded channels; a client
+/// that goes away closes them and stops the readers. Pieces come out only through one
+/// verifier, in file order: a piece that would complete a damaged chunk ends the body with
+/// an error instead, and nothing read after it is sent.
+fn stream(mut reader: FileReader, start: u64, count: u64) -> DavBody {
+    if let Err(err) = reader.seek(SeekFrom::Start(start)) {
+        tracing::error!(error = %err, "seeking in stored file failed");
+        return PiecesBody::failed(err).boxed_unsync();
+    }
+    reader.limit(start.saturating_add(count));
+    let verifier = reader.verifier();
+    let mut readers = vec![reader];
+    if count >= TWO_READERS_FROM {
+        let mut second = readers[0].fork();
+        second.skip_piece();
+        readers.push(second);
+    }
+    let stride = readers.len() - 1;
+    let room = PIECES_IN_FLIGHT / readers.len();
+    let receivers = readers
+        .into_iter()
+        .map(|reader| {
+            let (tx, rx) = mpsc::channel(room);
+            tokio::task::spawn_blocking(move || read_pieces(reader, stride, &tx));
+            rx
+        })
+        .collect();
+    PiecesBody::new(receivers, verifier).boxed_unsync()
 }
 
-/// Reads `count` bytes from `start` in pieces and hands each to `send` (or the error that
-/// ends the read), until `send` says stop.
-fn read_pieces(
-    mut reader: FileReader,
-    start: u64,
-    count: u64,
-    mut send: impl FnMut(std::io::Result<Piece>) -> bool,
-) {
-    if start > 0
-        && let Err(err) = reader.seek(SeekFrom::Start(start))
-    {
-        send(Err(err));
-        return;
-    }
-    let mut remaining = count;
-    while remaining > 0 {
-        let want = usize::try_from(remaining).unwrap_or(PIECE).min(PIECE);
-        let piece = reader.read_piece(want).and_then(|piece| {
-            piece.ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "stored file shorter than its length",
-                )
-            })
-        });
-        let Ok(len) = piece.as_ref().map(Piece::len) else {
-            send(piece);
-            return;
+/// Reads every piece `reader` is at, skipping `stride` pieces after each (the other
+/// readers'), into `tx` until the end, an error, or the connection going away.
+fn read_pieces(mut reader: FileReader, stride: usize, tx: &mpsc::Sender<std::io::Result<Piece>>) {
+    loop {
+        let piece = match reader.read_piece() {
+            Ok(Some(piece)) => Ok(piece),
+            Ok(None) => return,
+            Err(err) => Err(err),
         };
-        if !send(piece) {
+        let failed = piece.is_err();
+        if tx.blocking_send(piece).is_err() || failed {
             return;
         }
-        remaining -= len as u64;
+        for _ in 0..stride {
+            reader.skip_piece();
+        }
     }
-}
-
-/// Sends released bytes, or the error that ends the body, to the connection; false when it
-/// is gone or this was the error.
-fn forward(tx: &mpsc::Sender<std::io::Result<Bytes>>, bytes: std::io::Result<Vec<u8>>) -> bool {
-    if let Err(err) = &bytes {
-        tracing::error!(error = %err, "reading stored file failed");
-    }
-    let failed = bytes.is_err();
-    tx.blocking_send(bytes.map(Bytes::from)).is_ok() && !failed
 }

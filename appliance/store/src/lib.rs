@@ -56,7 +56,7 @@ pub use batch::UploadBatch;
 pub use error::{Result, StoreError};
 pub use model::*;
 pub use path::{MAX_DEPTH, MAX_NAME_BYTES, MAX_PATH_BYTES, PathError, StorePath};
-pub use piece::{Piece, Verifier};
+pub use piece::{PIECE_LEN, Piece, Verifier};
 pub use users::{MAX_USER_NAME, validate_user_name};
 
 use std::io::{Read, Seek};
@@ -336,12 +336,29 @@ impl FileReader {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// The next at most `max` bytes as a [`Piece`] (`None` at the end), read straight into
-    /// its own buffer and never crossing a chunk's end. Its bytes come out only through
-    /// [`FileReader::verifier`]'s [`Verifier::release`], in order — on this thread or
-    /// another, so the next piece can be read while this one is hashed.
-    pub fn read_piece(&mut self, max: usize) -> std::io::Result<Option<Piece>> {
-        self.state.read_piece(max)
+    /// The next [`Piece`] (`None` at the end): at most [`PIECE_LEN`] bytes, read straight
+    /// into its own buffer, never crossing a chunk's end. Its bytes come out only through
+    /// [`FileReader::verifier`]'s [`Verifier::release`], in order.
+    pub fn read_piece(&mut self) -> std::io::Result<Option<Piece>> {
+        self.state.read_piece()
+    }
+    /// Moves past the piece [`FileReader::read_piece`] would read next, without reading it
+    /// (a [`FileReader::fork`] reads it); its length, 0 at the end.
+    pub fn skip_piece(&mut self) -> usize {
+        self.state.skip_piece()
+    }
+    /// A second reader of the same version at the same position and limit, to read
+    /// alternate pieces on another thread; release all pieces of both, in file order,
+    /// through one verifier.
+    pub fn fork(&self) -> FileReader {
+        FileReader {
+            state: self.state.fork(),
+        }
+    }
+    /// Reading stops at `end` (a range's end). A raw chunk the range ends in is verified
+    /// whole before any of it is served: it will not be read to its end.
+    pub fn limit(&mut self, end: u64) {
+        self.state.limit(end)
     }
     /// A verifier for this reader's pieces: release all of them through the same one, in
     /// the order they were read (it refuses a piece that does not follow the last).

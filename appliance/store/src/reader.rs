@@ -4,16 +4,18 @@
 //! A compressed chunk is decompressed and held whole. A raw chunk (photos, videos: most
 //! bytes on the box) is never held: it is served from the pack with `pread`, and verified
 //! one of two ways:
-//! - read from its first byte on in order (a download): hashed as it is served by the
-//!   reader's [`Verifier`], which refuses the piece that would complete the chunk if the hash
-//!   does not match. Its earlier pieces have been handed out unverified, but the reader can
-//!   never *finish* a chunk (or a file) with bad bytes: an HTTP download is cut short before
-//!   its announced length, which every client treats as a failed transfer. One pass over the
-//!   bytes instead of two (a hashing read, then a serving one). [`ReaderState::read_piece`]
-//!   leaves that hashing to a verifier the caller holds, so it can run on another thread
-//!   while the next piece is read.
-//! - entered in the middle (a range request): its stored bytes are first hashed in
-//!   [`VERIFY_BUF`] pieces straight from the pack, then served.
+//! - read to its end from its first byte, or by [`ReaderState::read_piece`] from any
+//!   [`PIECE_LEN`]-aligned offset (a download): hashed as it is served, and a [`Verifier`]
+//!   refuses the piece that would complete the chunk if the hash does not match. Its
+//!   earlier pieces have been handed out unverified, but the reader can never *finish* a
+//!   chunk (or a file) with bad bytes: an HTTP download is cut short before its announced
+//!   length, which every client treats as a failed transfer. One pass over the bytes
+//!   instead of two (a hashing read, then a serving one). `read_piece` hashes each piece as
+//!   a BLAKE3 subtree on the reading thread, so two readers of alternate pieces
+//!   ([`ReaderState::fork`]) hash in parallel; the verifier merges them in order.
+//! - entered in the middle (a range request), or not read to its end (a range ending in
+//!   it): its stored bytes are first hashed in [`VERIFY_BUF`] pieces straight from the
+//!   pack, then served.
 //!
 //! So a reader of raw data costs a fixed, small amount of memory whatever the chunk size, and
 //! 64 clients reading ranges do not hold 64 chunks of up to 4 MiB (plus a copy each).
@@ -27,7 +29,7 @@ use std::sync::Arc;
 use crate::backend::PackBackend;
 use crate::inner::Inner;
 use crate::pack::{self, COMPRESSION_NONE, ENTRY_HEADER_LEN, EntryHeader};
-use crate::piece::{Check, ChunkKey, Piece, Verifier};
+use crate::piece::{Check, ChunkKey, PIECE_LEN, Piece, Verifier};
 use crate::records::ChunkRef;
 use crate::{Entry, StoreError};
 
@@ -39,7 +41,7 @@ enum Loaded {
     /// A compressed chunk's plaintext.
     Plain(Vec<u8>),
     /// A raw chunk whose stored bytes start at `data` in `pack`: verified already, or read
-    /// in order from its start to be hashed on release (`stream`).
+    /// to its end and hashed as it is served (`stream`).
     Raw {
         pack: u64,
         data: u64,
@@ -47,11 +49,30 @@ enum Loaded {
     },
 }
 
-/// A raw chunk being read from its start, in order, for a [`Verifier`] to hash.
+/// A raw chunk hashed as it is served.
 struct Stream {
     key: ChunkKey,
-    /// Offset in the chunk the next read must start at to stay in order.
-    next: u64,
+    /// For [`ReaderState::read`]: read in order, the next read starts here. `None` for
+    /// [`ReaderState::read_piece`]: any aligned piece is hashed as its subtree.
+    next: Option<u64>,
+}
+
+impl Stream {
+    /// Whether a read by `method` at `within` (`in_step`: at the offsets that method hashes
+    /// from) continues this stream.
+    fn follows(&self, method: Method, within: u64, in_step: bool) -> bool {
+        match self.next {
+            Some(next) => method == Method::Read && next == within,
+            None => method == Method::Piece && in_step,
+        }
+    }
+}
+
+/// Which reading method reads: they hash a streamed chunk differently.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Read,
+    Piece,
 }
 
 /// Where a read puts its bytes: a caller's slice, or the end of a `Vec`.
@@ -67,6 +88,8 @@ trait Dest {
         offset: u64,
         n: usize,
     ) -> crate::Result<()>;
+    /// The last `n` bytes put.
+    fn last(&self, n: usize) -> &[u8];
 }
 
 impl Dest for &mut [u8] {
@@ -84,6 +107,9 @@ impl Dest for &mut [u8] {
         n: usize,
     ) -> crate::Result<()> {
         backend.read_at(pack, offset, &mut self[..n])
+    }
+    fn last(&self, n: usize) -> &[u8] {
+        &self[..n]
     }
 }
 
@@ -104,6 +130,9 @@ impl Dest for Vec<u8> {
         // Straight into the spare capacity: nothing is zeroed first.
         backend.read_append(pack, offset, n, self)
     }
+    fn last(&self, n: usize) -> &[u8] {
+        &self[self.len() - n..]
+    }
 }
 
 /// The state of one reader; [`crate::FileReader`] wraps it.
@@ -115,6 +144,8 @@ pub(crate) struct ReaderState {
     starts: Vec<u64>,
     len: u64,
     pos: u64,
+    /// Where reading stops (the end of a range; `len` unless [`ReaderState::limit`] said).
+    end: u64,
     /// The chunk currently loaded and its index.
     current: Option<(usize, Loaded)>,
     /// Releases what [`ReaderState::read`] reads.
@@ -150,6 +181,7 @@ impl ReaderState {
             starts,
             len: at,
             pos: 0,
+            end: at,
             current: None,
             verify_buf: Vec::new(),
             decompressor: None,
@@ -169,22 +201,54 @@ impl ReaderState {
         Verifier::new(self.inner.clone())
     }
 
+    /// A second reader of the same version at the same position and limit, with its own
+    /// chunk state and verifier (to read alternate pieces on another thread).
+    pub fn fork(&self) -> ReaderState {
+        let mut other =
+            ReaderState::new(self.inner.clone(), self.entry.clone(), self.chunks.clone());
+        other.pos = self.pos;
+        other.end = self.end;
+        other
+    }
+
+    /// Reading stops at `end` (a range's end, at most the length). A raw chunk that the
+    /// range ends in is verified whole before any of it is served, as it will not be read to
+    /// its end.
+    pub fn limit(&mut self, end: u64) {
+        self.end = end.min(self.len);
+        self.current = None;
+    }
+
     pub fn read(&mut self, mut buf: &mut [u8]) -> std::io::Result<usize> {
-        let (n, check) = self.read_into(&mut buf)?;
+        let (n, check) = self.read_into(&mut buf, Method::Read)?;
         self.verifier.check(check, &buf[..n])?;
         Ok(n)
     }
 
-    /// The next at most `max` bytes, never crossing the end of a chunk (so a chunk read from
-    /// its start is hashed in whole, aligned pieces); `None` at the end.
-    pub fn read_piece(&mut self, max: usize) -> std::io::Result<Option<Piece>> {
-        let n = self.chunk_left().min(max as u64) as usize;
+    /// The next piece: at most [`PIECE_LEN`] bytes, never crossing the end of a chunk, so
+    /// the pieces of a chunk read from its start are aligned subtrees of its hash; `None` at
+    /// the end.
+    pub fn read_piece(&mut self) -> std::io::Result<Option<Piece>> {
+        let n = self.next_piece_len();
         if n == 0 {
             return Ok(None);
         }
         let mut bytes = Vec::with_capacity(n);
-        let (_, check) = self.read_into(&mut bytes)?;
+        let (_, check) = self.read_into(&mut bytes, Method::Piece)?;
         Ok(Some(Piece::new(bytes, check)))
+    }
+
+    /// Moves past the piece [`ReaderState::read_piece`] would read next without reading
+    /// it (another reader reads it); returns its length, 0 at the end.
+    pub fn skip_piece(&mut self) -> usize {
+        let n = self.next_piece_len();
+        self.pos += n as u64;
+        n
+    }
+
+    fn next_piece_len(&self) -> usize {
+        let left = self.chunk_left().min(self.end.saturating_sub(self.pos));
+        left.min(PIECE_LEN as u64) as usize
     }
 
     /// The index of the chunk holding `pos` and `pos`'s offset in it; `None` at the end.
@@ -205,21 +269,36 @@ impl ReaderState {
 
     /// Puts the bytes at `pos` into `dest`, never past the end of their chunk, and says
     /// what releasing them requires.
-    fn read_into(&mut self, dest: &mut impl Dest) -> std::io::Result<(usize, Check)> {
-        let Some((index, within)) = self.position() else {
+    fn read_into(
+        &mut self,
+        dest: &mut impl Dest,
+        method: Method,
+    ) -> std::io::Result<(usize, Check)> {
+        let Some((index, within)) = self.position().filter(|_| self.pos < self.end) else {
             return Ok((0, Check::Verified));
         };
         let chunk_len = u64::from(self.chunks[index].len);
-        let n = (dest.room() as u64).min(chunk_len - within) as usize;
+        let n = (dest.room() as u64)
+            .min(chunk_len - within)
+            .min(self.end - self.pos) as usize;
         if n == 0 {
             return Ok((0, Check::Verified));
         }
+        // Hashed as served only if read to its end, from its start (`read`) or from an
+        // aligned offset in whole pieces (`read_piece`); else verified first.
+        let to_end = self.starts[index] + chunk_len <= self.end;
+        let in_step = match method {
+            Method::Read => within == 0,
+            Method::Piece => within.is_multiple_of(PIECE_LEN as u64),
+        };
         let mut retried = false;
-        let mut stream = within == 0;
+        let mut hash_as_served = to_end && in_step;
         loop {
             if self.current.as_ref().is_none_or(|(i, _)| *i != index) {
                 self.current = None;
-                let loaded = self.load(index, stream).map_err(std::io::Error::other)?;
+                let loaded = self
+                    .load(index, hash_as_served.then_some(method))
+                    .map_err(std::io::Error::other)?;
                 self.current = Some((index, loaded));
             }
             let Some((_, loaded)) = &mut self.current else {
@@ -233,17 +312,13 @@ impl ReaderState {
                 }
                 Loaded::Raw {
                     stream: Some(s), ..
-                } if s.next != within => {
+                } if !s.follows(method, within, in_step) => {
                     // Moved within the chunk (a seek): verify the whole chunk first instead.
                     self.current = None;
-                    stream = false;
+                    hash_as_served = false;
                     continue;
                 }
-                Loaded::Raw {
-                    pack,
-                    data,
-                    stream: in_order,
-                } => {
+                Loaded::Raw { pack, data, stream } => {
                     let read = dest.pread(&*self.inner.backend, *pack, *data + within, n);
                     if let Err(e) = read {
                         // GC may have moved the chunk since it was verified: look again, once.
@@ -252,19 +327,26 @@ impl ReaderState {
                             return Err(std::io::Error::other(e));
                         }
                         retried = true;
-                        stream = false;
+                        hash_as_served = false;
                         continue;
                     }
-                    match in_order {
+                    match stream {
+                        None => Check::Verified,
                         Some(s) => {
-                            s.next += n as u64;
-                            Check::Stream {
-                                key: s.key,
-                                at: within,
-                                len: chunk_len,
+                            let key = s.key;
+                            match &mut s.next {
+                                Some(next) => {
+                                    *next += n as u64;
+                                    Check::InOrder {
+                                        key,
+                                        at: within,
+                                        len: chunk_len,
+                                    }
+                                }
+                                None => Check::subtree(key, within, chunk_len, dest.last(n))
+                                    .map_err(std::io::Error::other)?,
                             }
                         }
-                        None => Check::Verified,
                     }
                 }
             };
@@ -274,8 +356,8 @@ impl ReaderState {
     }
 
     /// Positions the reader in chunk `index`; with `stream`, an unverified raw chunk is
-    /// hashed as it is read instead of up front (the caller reads it from its first byte).
-    fn load(&mut self, index: usize, stream: bool) -> crate::Result<Loaded> {
+    /// hashed as `stream` reads it instead of up front (it reads the chunk to its end).
+    fn load(&mut self, index: usize, stream: Option<Method>) -> crate::Result<Loaded> {
         let chunk = self.chunks[index];
         if let Some(loaded) = self.verify_raw(&chunk, stream)? {
             return Ok(loaded);
@@ -300,7 +382,11 @@ impl ReaderState {
     /// for them to be hashed as they are read) and returns where they are. `None` (let
     /// [`Inner::read_chunk`] handle it, with its errors and GC retries) when the chunk is
     /// compressed, missing, damaged, or anything is off.
-    fn verify_raw(&mut self, chunk: &ChunkRef, stream: bool) -> crate::Result<Option<Loaded>> {
+    fn verify_raw(
+        &mut self,
+        chunk: &ChunkRef,
+        stream: Option<Method>,
+    ) -> crate::Result<Option<Loaded>> {
         let Some(rec) = self.inner.chunk_rec(&chunk.hash)? else {
             return Ok(None);
         };
@@ -336,11 +422,12 @@ impl ReaderState {
                 stream: None,
             }));
         }
-        if stream {
+        if let Some(method) = stream {
+            let next = (method == Method::Read).then_some(0);
             return Ok(Some(Loaded::Raw {
                 pack: rec.pack,
                 data,
-                stream: Some(Stream { key, next: 0 }),
+                stream: Some(Stream { key, next }),
             }));
         }
         self.verify_buf.resize(VERIFY_BUF, 0);

@@ -7,7 +7,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
-use percloud_store::{CommitOptions, Store, StoreError, StoreOptions};
+use percloud_store::{CommitOptions, PIECE_LEN, Store, StoreError, StoreOptions};
 use rand::{Rng, SeedableRng};
 
 #[test]
@@ -401,27 +401,53 @@ fn sound_chunks_read_the_same_streamed_seeked_and_again() {
 }
 
 #[test]
-fn pieces_give_the_bytes_in_whole_chunks_or_less() {
+fn pieces_give_the_bytes_alone_forked_and_in_ranges() {
     let (_d, s) = store();
     let u = user(&s, "alice").id;
     let raw = random_bytes(9, 2_500_000);
     let text = b"compressible text, stored with zstd. ".repeat(40_000);
     put(&s, u, "/text", &text);
     put(&s, u, "/raw", &raw);
-    for (path, data) in [("/raw", &raw), ("/text", &text)] {
-        for max in [1usize, 65_536, 100_003, 1 << 20, 8 << 20] {
+    // Twice: hashed as served, then from the verified set.
+    for _ in 0..2 {
+        for (path, data) in [("/raw", &raw), ("/text", &text)] {
             let mut r = s.open_file(u, &p(path)).unwrap();
             let mut v = r.verifier();
             let mut out = Vec::new();
-            while let Some(piece) = r.read_piece(max).unwrap() {
-                assert!(
-                    !piece.is_empty() && piece.len() <= max.min(4 << 20),
-                    "{path} {max}"
-                );
+            while let Some(piece) = r.read_piece().unwrap() {
+                assert!(!piece.is_empty() && piece.len() <= PIECE_LEN, "{path}");
                 out.extend_from_slice(&v.release(piece).unwrap());
             }
-            assert!(out == *data, "{path} in pieces of {max}");
+            assert!(out == *data, "{path}");
         }
+    }
+    // Two readers of alternate pieces, released in order through one verifier, from
+    // anywhere to anywhere (ranges entering and ending inside chunks are verified first).
+    let len = raw.len() as u64;
+    for (start, end) in [
+        (0, len),
+        (1, len),
+        (300_000, 2_000_000),
+        (0, 1),
+        (len - 1, len),
+    ] {
+        let mut a = s.open_file(u, &p("/raw")).unwrap();
+        a.seek(SeekFrom::Start(start)).unwrap();
+        a.limit(end);
+        let mut b = a.fork();
+        b.skip_piece();
+        let mut v = a.verifier();
+        let mut out = Vec::new();
+        while let Some(piece) = a.read_piece().unwrap() {
+            out.extend_from_slice(&v.release(piece).unwrap());
+            a.skip_piece();
+            let Some(piece) = b.read_piece().unwrap() else {
+                break;
+            };
+            out.extend_from_slice(&v.release(piece).unwrap());
+            b.skip_piece();
+        }
+        assert!(out == raw[start as usize..end as usize], "{start}..{end}");
     }
 }
 
@@ -485,7 +511,7 @@ fn pieces_read_ahead_of_a_rotten_chunk_are_never_released() {
     let mut r = s.open_file(u, &p("/video")).unwrap();
     let mut v = r.verifier();
     let mut pieces = Vec::new();
-    while let Some(piece) = r.read_piece(128 * 1024).unwrap() {
+    while let Some(piece) = r.read_piece().unwrap() {
         pieces.push(piece);
     }
     let mut out = Vec::new();
@@ -522,8 +548,8 @@ fn pieces_read_ahead_of_a_rotten_chunk_are_never_released() {
     // sound first one is verified by now and needs no hashing).
     let mut r = s.open_file(u, &p("/video")).unwrap();
     r.seek(SeekFrom::Start(start)).unwrap();
-    let first = r.read_piece(1000).unwrap().unwrap();
-    let second = r.read_piece(1000).unwrap().unwrap();
+    let first = r.read_piece().unwrap().unwrap();
+    let second = r.read_piece().unwrap().unwrap();
     let mut v = r.verifier();
     assert!(v.release(second).is_err());
     assert!(
