@@ -1,5 +1,6 @@
 //! The Nextcloud bulk upload (`POST /remote.php/dav/bulk`) in memory: a good batch, one bad
-//! checksum among good files, hostile paths, a truncated body and an oversize part.
+//! checksum among good files, hostile paths, a truncated body, an oversize part and part
+//! headers that never end.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -169,6 +170,36 @@ async fn a_batch_is_stored_with_mtimes_and_answered_per_path() {
 }
 
 #[tokio::test]
+async fn a_request_larger_than_a_run_is_stored_in_runs_and_committed_whole() {
+    let (b, user) = new_box();
+    // 6 MiB in all: more than one run handed to the store, arriving in 64 KiB pieces.
+    let names: Vec<String> = (0..60).map(|i| format!("/f{i}")).collect();
+    let datas: Vec<Vec<u8>> = (0..60u32)
+        .map(|i| {
+            (0..100 * 1024u32)
+                .map(|j| (i * 7 + j * 13 % 251) as u8)
+                .collect()
+        })
+        .collect();
+    let files: Vec<File<'_>> = names
+        .iter()
+        .zip(&datas)
+        .map(|(n, d)| File::new(n, d))
+        .collect();
+    let whole = body(&files);
+    let pieces = Pieces {
+        pieces: whole.chunks(64 << 10).map(Bytes::copy_from_slice).collect(),
+        breaks: false,
+    };
+    let r = post(&b, pieces).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    for (n, d) in names.iter().zip(&datas) {
+        assert_eq!(r.json[n.as_str()]["error"], false, "{n}");
+        assert_eq!(&read(&b, user, n), d, "{n}");
+    }
+}
+
+#[tokio::test]
 async fn a_bad_checksum_or_hostile_path_fails_that_file_only() {
     let (b, user) = new_box();
     let mut bad = File::new("/bad.txt", b"what arrived");
@@ -244,8 +275,46 @@ async fn an_oversize_part_is_refused_and_nothing_stored() {
     let (b, user) = new_box();
     let big = vec![7u8; 16 * 1024 * 1024 + 1];
     let files = [File::new("/small.txt", b"s"), File::new("/big.bin", &big)];
-    let r = post(&b, Pieces::whole(body(&files))).await;
+    let whole = body(&files);
+    let pieces = Pieces {
+        pieces: whole
+            .chunks(256 << 10)
+            .map(Bytes::copy_from_slice)
+            .collect(),
+        breaks: false,
+    };
+    let r = post(&b, pieces).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.json);
+    assert!(
+        r.json["error"]
+            .as_str()
+            .expect("message")
+            .contains("a file over")
+    );
+    assert!(b.store.list(user, &p("/")).expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn part_headers_that_never_end_are_cut_off() {
+    let (b, user) = new_box();
+    let mut whole = body(&[File::new("/first.txt", b"1")]);
+    // Drop the closing boundary, then a part whose header block runs on for 8 MiB, sent in
+    // 64 KiB pieces as a network would: the parser may not buffer it all.
+    whole.truncate(whole.len() - format!("--{BOUNDARY}--\r\n").len());
+    whole.extend_from_slice(format!("--{BOUNDARY}\r\nX-File-Path: /x\r\nX-Pad: ").as_bytes());
+    whole.extend(std::iter::repeat_n(b'a', 8 << 20));
+    let pieces = Pieces {
+        pieces: whole.chunks(64 << 10).map(Bytes::copy_from_slice).collect(),
+        breaks: false,
+    };
+    let r = post(&b, pieces).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.json);
+    assert!(
+        r.json["error"]
+            .as_str()
+            .expect("message")
+            .contains("headers")
+    );
     assert!(b.store.list(user, &p("/")).expect("list").is_empty());
 }
 

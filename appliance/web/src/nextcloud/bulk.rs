@@ -16,10 +16,22 @@
 //! those files one by one with PUT.
 //!
 //! Parts are read whole into memory (each at most [`MAX_PART`]) and handed to the store in
-//! runs of about [`FLUSH_BYTES`], so a request holds a bounded amount whatever its size.
+//! runs of about [`FLUSH_BYTES`], so a request holds a bounded amount whatever its size. The
+//! parser reads ahead greedily and buffers a part's headers until they end, so it may read
+//! at most [`MAX_AHEAD`] bytes (and one network read) past where the body stood when it last
+//! handed something out ([`Guarded`]): it never holds much more than twice that. A parser
+//! that cannot go on within that (a header block that never ends) is refused with 413
+//! instead of buffering up to the request's cap.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body::{Body, Frame};
 use http_body_util::BodyDataStream;
 use md5::{Digest, Md5};
 use percloud_dav::{Announced, DavHandler, Sha1, unix_mtime};
@@ -28,7 +40,7 @@ use percloud_store::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::json::{ApiError, ApiResult, ReqBody, Resp, blocking};
+use crate::json::{ApiError, ApiResult, BoxError, ReqBody, Resp, blocking};
 use crate::responses;
 use crate::router::{App, ConnInfo};
 
@@ -43,6 +55,9 @@ pub(crate) const MAX_REQUEST: u64 = 256 * 1024 * 1024;
 pub(crate) const MAX_FILES: usize = 1000;
 /// Parts are handed to the store once this many bytes are waiting.
 const FLUSH_BYTES: usize = 4 * 1024 * 1024;
+/// How far the parser may read the body past what it handed out (part headers and
+/// boundaries are a few hundred bytes; data is handed out as soon as it is read).
+const MAX_AHEAD: u64 = 2 * 1024 * 1024;
 
 /// `permissions` reported for an uploaded file (as in `oc:permissions`).
 const FILE_PERMISSIONS: &str = "RGDNVW";
@@ -100,7 +115,9 @@ async fn receive(app: &App, user: &User, req: Request<ReqBody>) -> ApiResult {
             .whole_stream(MAX_REQUEST)
             .per_field(MAX_PART),
     );
-    let stream = BodyDataStream::new(req.into_body());
+    let guarded = Guarded::new(req.into_body());
+    let reading = guarded.state.clone();
+    let stream = BodyDataStream::new(guarded);
     let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
     let files = app.inner.dav.clone();
     let mut progress = Progress {
@@ -110,7 +127,7 @@ async fn receive(app: &App, user: &User, req: Request<ReqBody>) -> ApiResult {
     let mut waiting: Vec<Part> = Vec::new();
     let mut waiting_bytes = 0usize;
     let mut parts = 0usize;
-    while let Some(mut field) = multipart.next_field().await.map_err(parse_error)? {
+    while let Some(mut field) = unless_stuck(&reading, multipart.next_field()).await? {
         parts += 1;
         if parts > MAX_FILES {
             return Err(ApiError::new(
@@ -120,7 +137,7 @@ async fn receive(app: &App, user: &User, req: Request<ReqBody>) -> ApiResult {
         }
         let headers = field.headers().clone();
         let mut data = BytesMut::new();
-        while let Some(chunk) = field.chunk().await.map_err(parse_error)? {
+        while let Some(chunk) = unless_stuck(&reading, field.chunk()).await? {
             data.extend_from_slice(&chunk);
         }
         waiting_bytes += data.len();
@@ -182,6 +199,81 @@ fn parse_error(e: multer::Error) -> ApiError {
         ),
         e => ApiError::bad_request(format!("bulk upload body: {e}")),
     }
+}
+
+/// The request body, which the parser may read at most [`MAX_AHEAD`] bytes (plus one frame)
+/// past where it stood when the parser last handed out a part or some data: beyond that it
+/// answers `Pending` and sets `throttled` (see [`unless_stuck`]).
+struct Guarded {
+    inner: ReqBody,
+    state: Arc<Reading>,
+}
+
+/// How far [`Guarded`] was read, shared with the loop that takes the parser's output.
+#[derive(Debug, Default)]
+struct Reading {
+    read: AtomicU64,
+    handed_out: AtomicU64,
+    throttled: AtomicBool,
+}
+
+impl Guarded {
+    fn new(inner: ReqBody) -> Self {
+        Guarded {
+            inner,
+            state: Arc::default(),
+        }
+    }
+}
+
+impl Body for Guarded {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let state = self.state.clone();
+        let read = state.read.load(Ordering::Relaxed);
+        if read > state.handed_out.load(Ordering::Relaxed) + MAX_AHEAD {
+            // No waker: `unless_stuck` ends the request unless the parser goes on without.
+            state.throttled.store(true, Ordering::Relaxed);
+            return Poll::Pending;
+        }
+        state.throttled.store(false, Ordering::Relaxed);
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
+            let len = data.map_or(0, |d| d.len() as u64);
+            state.read.fetch_add(len, Ordering::Relaxed);
+        }
+        Poll::Ready(frame)
+    }
+}
+
+/// Runs one step of the parser. A parser waiting on a throttled body cannot go on with what
+/// it holds (it hands out data as soon as it has it): 413. Whatever it hands out moves the
+/// body's allowance forward.
+async fn unless_stuck<T>(
+    reading: &Reading,
+    step: impl Future<Output = multer::Result<T>>,
+) -> ApiResult<T> {
+    let mut step = std::pin::pin!(step);
+    std::future::poll_fn(|cx| match step.as_mut().poll(cx) {
+        Poll::Pending if reading.throttled.load(Ordering::Relaxed) => {
+            Poll::Ready(Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("bulk upload part headers longer than about {MAX_AHEAD} bytes"),
+            )))
+        }
+        Poll::Pending => Poll::Pending,
+        Poll::Ready(result) => {
+            let read = reading.read.load(Ordering::Relaxed);
+            reading.handed_out.store(read, Ordering::Relaxed);
+            Poll::Ready(result.map_err(parse_error))
+        }
+    })
+    .await
 }
 
 /// The part's `X-File-Path` as sent (the answer is keyed by it, byte for byte).
