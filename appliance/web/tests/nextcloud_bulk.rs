@@ -216,9 +216,19 @@ async fn a_bad_checksum_or_hostile_path_fails_that_file_only() {
         garbage,
         File::new("/good2.txt", b"two"),
     ];
-    let r = post(&b, Pieces::whole(body(&files))).await;
+    let mut raw = body(&files);
+    // A path that is not UTF-8 (Latin-1 "é").
+    let latin1 = format!(
+        "--{BOUNDARY}\r\nContent-Length: 1\r\nX-File-MD5: {}\r\nX-File-Path: /caf",
+        md5_hex(b"x")
+    );
+    let mut part = latin1.into_bytes();
+    part.extend_from_slice(b"\xe9.txt\r\n\r\nx\r\n");
+    raw.splice(0..0, part);
+    let r = post(&b, Pieces::whole(raw)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json);
     let a = &r.json;
+    assert_eq!(a["/caf\u{fffd}.txt"]["error"], true, "{a}");
     assert_eq!(a["/good1.txt"]["error"], false);
     assert_eq!(a["/good2.txt"]["error"], false);
     for key in [

@@ -314,8 +314,12 @@ fn check(
     files: &DavHandler,
     user: UserId,
 ) -> Result<(StorePath, CommitOptions), String> {
-    if part.headers.get("x-file-path").is_none() {
-        return Err("X-File-Path missing".to_owned());
+    match part.headers.get("x-file-path") {
+        None => return Err("X-File-Path missing".to_owned()),
+        Some(v) if std::str::from_utf8(v.as_bytes()).is_err() => {
+            return Err("X-File-Path is not UTF-8".to_owned());
+        }
+        Some(_) => {}
     }
     let path = StorePath::parse(&part.key).map_err(|e| format!("unusable path: {e}"))?;
     if path.is_root() {
