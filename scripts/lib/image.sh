@@ -40,7 +40,7 @@ build_percloud() {
   CC_x86_64_unknown_linux_musl=musl-gcc \
   CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc \
   CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
-    cargo build -q -p percloud --locked --target "$1" --profile image >&2
+    cargo build -q -p percloud --locked --target "$1" --profile image >&2 || return
   echo "target/$1/image/percloud"
 }
 
