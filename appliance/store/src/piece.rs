@@ -93,8 +93,8 @@ impl Piece {
     }
 }
 
-/// Releases the pieces of one reader, in the order they were read. After a refusal it
-/// refuses everything.
+/// Releases a download's pieces (of one reader and its forks) in file order. After a refusal
+/// it refuses everything.
 pub struct Verifier {
     inner: Arc<Inner>,
     hashing: Option<Hashing>,

@@ -58,6 +58,23 @@ struct Stream {
 }
 
 impl Stream {
+    /// What releasing `bytes`, just read at `within` of the chunk of `len` bytes, requires:
+    /// hashing in order on release (`read`), or merging the subtree hashed here.
+    fn check(&mut self, within: u64, len: u64, bytes: &[u8]) -> crate::Result<Check> {
+        let key = self.key;
+        match &mut self.next {
+            Some(next) => {
+                *next += bytes.len() as u64;
+                Ok(Check::InOrder {
+                    key,
+                    at: within,
+                    len,
+                })
+            }
+            None => Check::subtree(key, within, len, bytes),
+        }
+    }
+
     /// Whether a read by `method` at `within` (`in_step`: at the offsets that method hashes
     /// from) continues this stream.
     fn follows(&self, method: Method, within: u64, in_step: bool) -> bool {
@@ -330,24 +347,17 @@ impl ReaderState {
                         hash_as_served = false;
                         continue;
                     }
-                    match stream {
+                    let check = match stream {
                         None => Check::Verified,
-                        Some(s) => {
-                            let key = s.key;
-                            match &mut s.next {
-                                Some(next) => {
-                                    *next += n as u64;
-                                    Check::InOrder {
-                                        key,
-                                        at: within,
-                                        len: chunk_len,
-                                    }
-                                }
-                                None => Check::subtree(key, within, chunk_len, dest.last(n))
-                                    .map_err(std::io::Error::other)?,
-                            }
-                        }
+                        Some(s) => s
+                            .check(within, chunk_len, dest.last(n))
+                            .map_err(std::io::Error::other)?,
+                    };
+                    if let (Check::Verified, Some(s)) = (check, stream) {
+                        // A whole chunk in one piece, checked already.
+                        self.inner.verified.insert(s.key);
                     }
+                    check
                 }
             };
             self.pos += n as u64;
