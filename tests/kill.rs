@@ -1,5 +1,5 @@
-//! Crash consistency: clients upload (new files and overwrites) while the daemon is SIGKILLed
-//! at random moments. After every kill: fsck with no daemon is clean, and after a restart
+//! Crash consistency: clients upload (new files and overwrites, and batches of new files by
+//! the Nextcloud bulk upload) while the daemon is SIGKILLed at random moments. After every kill: fsck with no daemon is clean, and after a restart
 //! every acknowledged upload reads back byte for byte; an overwritten file holds its last
 //! acknowledged content or the write that was in flight at the kill (never a mix, never
 //! truncated); fsck through the serving daemon is clean.
@@ -56,6 +56,8 @@ struct ClientLog {
     acked: Vec<(String, Content)>,
     /// The write that got no answer (the kill), if any: `(path, content, is_overwrite)`.
     in_flight: Option<(String, Content, bool)>,
+    /// The new files of a bulk upload that got no answer: each is absent or whole.
+    in_flight_batch: Vec<(String, Content)>,
     /// The last acknowledged content of each owned path this round.
     overwritten: BTreeMap<String, Content>,
     /// Answers that are neither 201/204 nor a dropped connection.
@@ -81,6 +83,32 @@ fn client(dav: Dav, round: usize, id: usize, seed: u64, stop: Arc<AtomicBool>) -
     let mut log = ClientLog::default();
     let mut n = 0;
     while !stop.load(Ordering::SeqCst) {
+        if rng.gen_bool(0.2) {
+            let files: Vec<(String, Vec<u8>)> = (0..rng.gen_range(2..12))
+                .map(|_| {
+                    n += 1;
+                    let len = rng.gen_range(0..64 << 10);
+                    let path = format!("round {round:02}/client {id} file {n:04} é.bin");
+                    (path, random_bytes(&mut rng, len))
+                })
+                .collect();
+            match bulk_upload(&dav, &files) {
+                Ok(Ok(())) => log.acked.extend(
+                    files
+                        .iter()
+                        .map(|(path, bytes)| (path.clone(), Content::of(bytes))),
+                ),
+                Ok(Err(anomaly)) => log.anomalies.push(anomaly),
+                Err(_) => {
+                    log.in_flight_batch = files
+                        .iter()
+                        .map(|(path, bytes)| (path.clone(), Content::of(bytes)))
+                        .collect();
+                    break;
+                }
+            }
+            continue;
+        }
         let overwrite = rng.gen_bool(0.35);
         let path = if overwrite {
             owned_path(id, rng.gen_range(0..OWNED_PER_CLIENT))
@@ -112,6 +140,54 @@ fn client(dav: Dav, round: usize, id: usize, seed: u64, stop: Arc<AtomicBool>) -
     log
 }
 
+/// Sends `files` (new, in the user's root) as one Nextcloud bulk upload. `Err` when the
+/// connection failed (the kill); `Ok(Err)` when the daemon answered but did not store them all.
+fn bulk_upload(dav: &Dav, files: &[(String, Vec<u8>)]) -> std::io::Result<Result<(), String>> {
+    const BOUNDARY: &str = "kill-test-boundary";
+    let mut body = Vec::new();
+    for (path, bytes) in files {
+        let md5: String = md5_hex(bytes);
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Length: {}\r\nX-File-MD5: {md5}\r\nX-File-Mtime: 1700000000\r\nX-File-Path: /{path}\r\n\r\n",
+                bytes.len()
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    let content_type = format!("multipart/related; boundary={BOUNDARY}");
+    let response = dav.raw(
+        "POST",
+        "/remote.php/dav/bulk",
+        &[("Content-Type", content_type.as_str())],
+        &body,
+    )?;
+    let answer: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
+    let stored = files
+        .iter()
+        .filter(|(path, _)| answer[format!("/{path}").as_str()]["error"] == false)
+        .count();
+    Ok(if response.status == 200 && stored == files.len() {
+        Ok(())
+    } else {
+        Err(format!(
+            "bulk upload of {} files while the daemon ran: {response}, {stored} stored",
+            files.len()
+        ))
+    })
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// What the store must hold, across rounds.
 #[derive(Debug, Default)]
 struct Model {
@@ -137,6 +213,8 @@ fn read(dav: &Dav, path: &str) -> Result<Option<Content>, String> {
 fn verify(dav: &Dav, model: &mut Model, logs: Vec<ClientLog>, round: usize) -> Vec<String> {
     let mut failures = Vec::new();
     let mut owned_candidates: BTreeMap<String, Vec<Content>> = BTreeMap::new();
+    // New files without an answer: each must be absent or whole.
+    let mut batch_in_flight: Vec<(String, Content)> = Vec::new();
     for log in logs {
         failures.extend(
             log.anomalies
@@ -149,7 +227,13 @@ fn verify(dav: &Dav, model: &mut Model, logs: Vec<ClientLog>, round: usize) -> V
         }
         match log.in_flight {
             Some((path, content, true)) => owned_candidates.entry(path).or_default().push(content),
-            Some((path, content, false)) => match read(dav, &path) {
+            Some((path, content, false)) => batch_in_flight.push((path, content)),
+            None => {}
+        }
+        batch_in_flight.extend(log.in_flight_batch);
+    }
+    for (path, content) in batch_in_flight {
+        match read(dav, &path) {
                 Ok(None) => {}
                 Ok(Some(found)) if found == content => {
                     model.files.insert(path, content);
@@ -159,8 +243,6 @@ fn verify(dav: &Dav, model: &mut Model, logs: Vec<ClientLog>, round: usize) -> V
                     encode_path(&path)
                 )),
                 Err(e) => failures.push(format!("round {round}: {e}")),
-            },
-            None => {}
         }
     }
     for (path, expected) in &model.files {
@@ -249,7 +331,10 @@ fn acknowledged_uploads_survive_sigkill() {
             .iter()
             .map(|l| l.acked.len() + l.overwritten.len())
             .sum();
-        let cut: usize = logs.iter().filter(|l| l.in_flight.is_some()).count();
+        let cut: usize = logs
+            .iter()
+            .filter(|l| l.in_flight.is_some() || !l.in_flight_batch.is_empty())
+            .count();
         in_flight += cut;
         uploads += logs.iter().map(|l| l.acked.len()).sum::<usize>();
 
