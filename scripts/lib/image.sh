@@ -29,16 +29,26 @@ EOF
     export PERCLOUD_APT_UPDATED=1
   fi
   ensure_apt genimage dosfstools mtools squashfs-tools e2fsprogs cpio kmod fdisk zstd \
-    grub-common binutils musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross make
+    grub-common binutils musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross make \
+    musl-dev:arm64
 }
 
 # build_percloud TARGET: builds the shipped percloud (cargo profile `image`, static musl) for
 # TARGET (x86_64- or aarch64-unknown-linux-musl) and prints the binary's path. Needs the
-# packages of ensure_image_host (musl-tools, gcc-aarch64-linux-gnu).
+# packages of ensure_image_host (musl-tools; gcc-aarch64-linux-gnu and musl-dev:arm64).
 build_percloud() {
-  # ring's C code needs a C compiler for the target; the arm64 binary links with rust-lld.
+  # The C code (ring, zstd, jemalloc, whose configure probes the C library) is compiled
+  # against musl's own headers: musl-gcc, and on arm64 Debian's musl-dev:arm64 wrapper around
+  # aarch64-linux-gnu-gcc, with atomics inline (the Pi's Cortex-A72 has no LSE; that gcc's
+  # libgcc helpers for outlined atomics call glibc's __getauxval, which musl lacks, so
+  # jemalloc's configure would find no atomics). The arm64 binary links with rust-lld.
+  if [ "$1" = aarch64-unknown-linux-musl ] && ! command -v aarch64-linux-musl-gcc >/dev/null; then
+    echo "build_percloud: aarch64-linux-musl-gcc is missing (musl-dev:arm64, see ensure_image_host)" >&2
+    return 1
+  fi
   CC_x86_64_unknown_linux_musl=musl-gcc \
-  CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc \
+  CC_aarch64_unknown_linux_musl=aarch64-linux-musl-gcc \
+  CFLAGS_aarch64_unknown_linux_musl=-mno-outline-atomics \
   CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
     cargo build -q -p percloud --locked --target "$1" --profile image >&2 || return
   echo "target/$1/image/percloud"

@@ -2,6 +2,7 @@
 //! and config files, sets up tracing, and wires the library crates together.
 
 mod admin;
+mod allocator;
 mod appliance;
 mod cli;
 mod config;
