@@ -19,8 +19,9 @@
  *
  * System call numbers are the guest's: the syncs are recognised for aarch64 and x86_64.
  *
- * Written against QEMU's plugin API version 1 (QEMU 4.2 to 8.1, Debian 12's 7.2). QEMU
- * installs no header for it, so the few declarations used are stated below.
+ * Written against QEMU's plugin API version 1, the one of Debian 12's QEMU 7.2 (the static
+ * qemu-user 10 of bookworm-backports loads no plugins). Debian installs no header for it, so
+ * the few declarations used are stated below.
  */
 #include <errno.h>
 #include <fcntl.h>
