@@ -254,4 +254,49 @@ mod tests {
         let report = store.fsck(false).unwrap();
         assert!(report.is_clean(), "{:?}", report.problems);
     }
+
+    /// Packs so small that batches start new ones while other groups commit: starting a pack
+    /// takes a write transaction under the pack writer's lock, so a leader must not wait for
+    /// that lock (its pack sync) while holding its own transaction.
+    #[test]
+    fn batches_that_fill_packs_while_groups_commit_do_not_deadlock() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            pack_target_bytes: 16 * 1024,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(dir.path(), options).unwrap();
+        let user = store.create_user("u", "$argon2id$fake", None).unwrap().id;
+        let (done, finished) = std::sync::mpsc::channel();
+        for t in 0..4 {
+            let (store, done) = (store.clone(), done.clone());
+            std::thread::spawn(move || {
+                for round in 0..10 {
+                    let mut batch = store.begin_batch();
+                    for i in 0..20 {
+                        let name = format!("/{t}-{round}-{i}");
+                        // Incompressible, so every file adds a full 4 KiB to the pack.
+                        let mut data = vec![0u8; 4096];
+                        blake3::Hasher::new()
+                            .update(name.as_bytes())
+                            .finalize_xof()
+                            .fill(&mut data);
+                        batch
+                            .add(user, &p(&name), &CommitOptions::default(), &data)
+                            .unwrap();
+                    }
+                    assert!(batch.commit().iter().all(|r| r.is_ok()));
+                }
+                done.send(()).unwrap();
+            });
+        }
+        for _ in 0..4 {
+            finished
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("every batch commits (no deadlock between pack rotation and a group)");
+        }
+        assert_eq!(store.list(user, &p("/")).unwrap().len(), 4 * 10 * 20);
+        let report = store.fsck(false).unwrap();
+        assert!(report.is_clean(), "{:?}", report.problems);
+    }
 }

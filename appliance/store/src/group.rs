@@ -243,24 +243,14 @@ fn run_batch(inner: &Inner, batch: Vec<(u64, CommitJob)>) -> Vec<(u64, Result<Co
     if ready.is_empty() {
         return results;
     }
-    // Data first: one fdatasync covers every byte these uploads appended. It runs on a thread
-    // of its own while the transaction is built (in memory, invisible until it commits), and
-    // the transaction commits only once the sync returned: the sync's wait and the
-    // transaction's CPU overlap instead of adding up.
-    let grouped = if packs.is_empty() {
-        one_transaction(inner, &ready, || Ok(()))
-    } else {
-        std::thread::scope(|scope| {
-            let synced = scope.spawn(|| inner.sync_packs(&packs));
-            one_transaction(inner, &ready, || {
-                synced.join().unwrap_or_else(|_| {
-                    Err(StoreError::Database {
-                        op: OP,
-                        detail: "the syncing thread panicked".to_owned(),
-                    })
-                })
-            })
-        })
+    // Data first: one fdatasync covers every byte these uploads appended. It must return
+    // before the write transaction begins: syncing takes the pack writer's lock, and an
+    // upload starting a new pack holds that lock while it allocates the pack's id in a write
+    // transaction of its own (lock order: pack writer, then database). Syncing while holding
+    // the transaction deadlocked bulk uploads once a pack filled up.
+    let grouped = match inner.sync_packs(&packs) {
+        Ok(()) => one_transaction(inner, &ready),
+        Err(e) => Err(e),
     };
     match grouped {
         Ok(outcomes) => results.extend(ready.iter().map(|(t, _)| *t).zip(outcomes)),
@@ -282,13 +272,8 @@ fn run_batch(inner: &Inner, batch: Vec<(u64, CommitJob)>) -> Vec<(u64, Result<Co
 }
 
 /// One transaction for all `jobs`; a job whose checks fail gets its error and leaves no trace.
-/// It commits only if `data_durable` (waited for after the writes, before the commit) says
-/// the jobs' bytes are on disk. An `Err` means nothing was committed.
-fn one_transaction(
-    inner: &Inner,
-    jobs: &[(u64, CommitJob)],
-    data_durable: impl FnOnce() -> Result<()>,
-) -> Result<Vec<Result<CommitOutcome>>> {
+/// An `Err` means nothing was committed.
+fn one_transaction(inner: &Inner, jobs: &[(u64, CommitJob)]) -> Result<Vec<Result<CommitOutcome>>> {
     let txn = inner.db.begin_write().db(OP)?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     {
@@ -305,7 +290,6 @@ fn one_transaction(
             }
         }
     }
-    data_durable()?;
     txn.commit().db(OP)?;
     Ok(outcomes)
 }
