@@ -14,9 +14,10 @@ use crate::records::{ChunkHash, ChunkRec, IdRec, Record};
 use crate::tables::{self, DbResult, ReadTables, TreeTables, WriteTables, get_rec};
 use crate::{Result, StoreError, StoreOptions};
 
-/// redb's page cache; its default (1 GiB) is too much for a Raspberry Pi. The kernel's page
-/// cache holds the file as well. 16 MiB against 64 MiB: peak RSS under the bench's (5) 99.8
-/// -> 89.0 MiB, with no change beyond noise in (3), (3c) or (4) (docs/performance.md).
+/// redb's page cache; its default (1 GiB) is too much for a Raspberry Pi, and the kernel's
+/// page cache holds the file as well. 16 MiB instead of 64 changed no bench figure beyond
+/// noise, (3), (3c) and (4) included; the peaks under (5) vary more from run to run (89
+/// and 104 MiB in two runs with 16, 99.8 with 64) than this moves them.
 const DB_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Appends are buffered up to this many bytes before they reach the pack file.
