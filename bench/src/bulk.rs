@@ -14,9 +14,9 @@ use md5::{Digest, Md5};
 use rand::RngCore;
 use serde_json::{Value, json};
 
-use crate::http::{Body, Client};
+use crate::http::Body;
 use crate::procstat::Watch;
-use crate::{Result, ServerArgs, expect_status, sync_data, target};
+use crate::{Result, ServerArgs, expect_status, folder_and_clients, sync_data, target};
 
 /// The endpoint, at the server's root whatever the WebDAV base.
 const BULK: &str = "/remote.php/dav/bulk";
@@ -41,18 +41,7 @@ pub async fn bulk_many(
 ) -> Result<Value> {
     let target = target(server)?;
     let requests = Arc::new(build(folder, count, size, batch.max(1)));
-    let mut clients = Vec::new();
-    for i in 0..concurrency.max(1) {
-        let mut client = Client::new(Arc::clone(&target));
-        let path = target.path(&format!("{folder}/"));
-        // Untimed: create the folder and warm every connection.
-        let method = if i == 0 { "MKCOL" } else { "OPTIONS" };
-        client
-            .request(method, &path, &[], Body::Empty, false)
-            .await
-            .map_err(|e| format!("{method} {path}: {e}"))?;
-        clients.push(client);
-    }
+    let clients = folder_and_clients(&target, folder, concurrency).await?;
     let content_type = format!("multipart/related; boundary=\"{BOUNDARY}\"");
     let next = Arc::new(AtomicUsize::new(0));
     let watch = Watch::start(server.pid.clone(), server.clk_tck);

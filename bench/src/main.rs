@@ -332,6 +332,27 @@ fn gen_file(out: &PathBuf, size: u64) -> Result<()> {
     file.flush().map_err(|e| format!("{}: {e}", out.display()))
 }
 
+/// Untimed: creates FOLDER and opens CONCURRENCY (at least one) warmed keep-alive
+/// connections for the small-file workloads.
+async fn folder_and_clients(
+    target: &Arc<Target>,
+    folder: &str,
+    concurrency: usize,
+) -> Result<Vec<Client>> {
+    let path = target.path(&format!("{folder}/"));
+    let mut clients = Vec::new();
+    for i in 0..concurrency.max(1) {
+        let mut client = Client::new(Arc::clone(target));
+        let method = if i == 0 { "MKCOL" } else { "OPTIONS" };
+        client
+            .request(method, &path, &[], Body::Empty, false)
+            .await
+            .map_err(|e| format!("{method} {path}: {e}"))?;
+        clients.push(client);
+    }
+    Ok(clients)
+}
+
 async fn put_many(
     server: &ServerArgs,
     folder: &str,
@@ -343,18 +364,7 @@ async fn put_many(
     let mut contents = vec![0u8; count * size];
     rand::thread_rng().fill_bytes(&mut contents);
     let contents = Arc::new(contents);
-    let mut clients = Vec::new();
-    for i in 0..concurrency.max(1) {
-        let mut client = Client::new(Arc::clone(&target));
-        let path = target.path(&format!("{folder}/"));
-        // Untimed: create the folder and warm every connection.
-        let method = if i == 0 { "MKCOL" } else { "OPTIONS" };
-        client
-            .request(method, &path, &[], Body::Empty, false)
-            .await
-            .map_err(|e| format!("{method} {path}: {e}"))?;
-        clients.push(client);
-    }
+    let clients = folder_and_clients(&target, folder, concurrency).await?;
     let next = Arc::new(AtomicUsize::new(0));
     let watch = Watch::start(server.pid.clone(), server.clk_tck);
     let started = Instant::now();

@@ -75,22 +75,8 @@ mod tests {
 
     use super::*;
     use crate::inner::lock;
+    use crate::test_support::{p, read};
     use crate::{Precondition, Store, StoreError, StoreOptions};
-
-    fn p(s: &str) -> StorePath {
-        StorePath::parse(s).unwrap()
-    }
-
-    fn read(store: &Store, user: u64, path: &str) -> Vec<u8> {
-        use std::io::Read;
-        let mut out = Vec::new();
-        store
-            .open_file(user, &p(path))
-            .unwrap()
-            .read_to_end(&mut out)
-            .unwrap();
-        out
-    }
 
     fn groups(store: &Store) -> u64 {
         store.inner.commits.groups()

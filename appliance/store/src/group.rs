@@ -309,22 +309,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::{CommitOptions, Precondition, Store, StoreOptions, StorePath};
-
-    fn p(s: &str) -> StorePath {
-        StorePath::parse(s).unwrap()
-    }
-
-    fn read(store: &Store, user: u64, path: &str) -> Vec<u8> {
-        use std::io::Read;
-        let mut out = Vec::new();
-        store
-            .open_file(user, &p(path))
-            .unwrap()
-            .read_to_end(&mut out)
-            .unwrap();
-        out
-    }
+    use crate::test_support::{p, read};
+    use crate::{CommitOptions, Precondition, Store, StoreOptions};
 
     #[test]
     fn a_failed_check_leaves_the_rest_of_the_group_alone() {

@@ -45,6 +45,8 @@ mod settings;
 mod shares;
 mod staged;
 mod tables;
+#[cfg(test)]
+mod test_support;
 mod trash;
 mod upload;
 mod usage;
