@@ -157,8 +157,10 @@ def test_tryboot(image, bundle, force, run):
         q.kill()
         q = Qemu(argv, os.path.join(run, "console.log"))
         flagged = 0
-        q.wait_console("Booting Linux", 60, flagged)
-        note("powered on again: the kernel boots")
+        # The same budget as the first boot's: on a loaded 2-core CI host the kernel's first
+        # console line has come 85 s after QEMU started.
+        q.wait_console("Booting Linux", 180, flagged)
+        note(f"powered on again: the kernel boots ({time.monotonic() - q.started:.1f} s to its first line)")
         q.wait_console("update rolled back", 240, flagged)
         results["install -> booted again, trial reported"] = time.monotonic() - started
         after = q.console_since(flagged)
