@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use redb::Database;
 
 use crate::backend::{LocalDisk, PackBackend, PackId};
+use crate::compressors::Compressors;
 use crate::group::CommitQueue;
 use crate::pack::{self, ENTRY_HEADER_LEN, EntryHeader, PACK_HEADER_LEN};
 use crate::records::{ChunkHash, ChunkRec, IdRec, Record};
@@ -41,6 +42,8 @@ pub(crate) struct Inner {
     pub commits: CommitQueue,
     /// Raw chunks whose bytes a reader hashed since the process started.
     pub verified: VerifiedSet,
+    /// zstd contexts for the uploads' chunks.
+    pub compressors: Compressors,
 }
 
 /// Raw chunks, by (pack, offset, hash), that a reader of this process verified already:
@@ -168,6 +171,7 @@ impl Inner {
             staged_hashers: Mutex::new(HashMap::new()),
             commits: CommitQueue::default(),
             verified: VerifiedSet::default(),
+            compressors: Compressors::for_this_machine(),
         })
     }
 

@@ -28,6 +28,8 @@
 mod backend;
 mod batch;
 mod chunker;
+mod compressibility;
+mod compressors;
 mod error;
 mod fsck;
 mod gc;

@@ -8,6 +8,8 @@
 //!          | stored bytes (stored_len)
 //! ```
 
+use crate::compressibility;
+use crate::compressors::Compressors;
 use crate::records::ChunkHash;
 use crate::{Result, StoreError};
 
@@ -97,17 +99,22 @@ impl EntryHeader {
 }
 
 /// Compresses a chunk when that pays (compressed < 97% of raw); returns (compression, bytes).
+/// Chunks whose sampled bytes look random are stored raw without trying.
 pub(crate) fn encode_chunk<'a>(
-    compressor: &mut zstd::bulk::Compressor<'static>,
+    compressors: &Compressors,
     plain: &'a [u8],
     scratch: &'a mut Vec<u8>,
-) -> (u8, &'a [u8]) {
+) -> std::io::Result<(u8, &'a [u8])> {
+    if !compressibility::worth_compressing(plain) {
+        return Ok((COMPRESSION_NONE, plain));
+    }
     scratch.clear();
     scratch.reserve(zstd::zstd_safe::compress_bound(plain.len()));
-    match compressor.compress_to_buffer(plain, scratch) {
+    let compressed = compressors.with(|c| c.compress_to_buffer(plain, scratch))?;
+    Ok(match compressed {
         Ok(n) if (n as u64) * 100 < (plain.len() as u64) * 97 => (COMPRESSION_ZSTD, &scratch[..n]),
         _ => (COMPRESSION_NONE, plain),
-    }
+    })
 }
 
 /// Turns stored bytes back into the plaintext and checks its hash.
@@ -175,7 +182,7 @@ mod tests {
 
     #[test]
     fn incompressible_is_stored_raw() {
-        let mut c = zstd::bulk::Compressor::new(ZSTD_LEVEL).unwrap();
+        let c = Compressors::keeping(1);
         let mut d = zstd::bulk::Decompressor::new().unwrap();
         let mut scratch = Vec::new();
         let random: Vec<u8> = (0..100_000u32)
@@ -183,7 +190,7 @@ mod tests {
             .collect();
         let text = b"hello hello hello hello hello hello hello".repeat(1000);
         for (plain, expect) in [(&random[..], None), (&text[..], Some(COMPRESSION_ZSTD))] {
-            let (comp, stored) = encode_chunk(&mut c, plain, &mut scratch);
+            let (comp, stored) = encode_chunk(&c, plain, &mut scratch).unwrap();
             if let Some(e) = expect {
                 assert_eq!(comp, e);
             }

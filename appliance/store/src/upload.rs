@@ -48,14 +48,6 @@ pub(crate) struct UploadState {
     scratch: Vec<u8>,
 }
 
-thread_local! {
-    /// One zstd context per thread, shared by the uploads that run there: a fresh context
-    /// clears its tables on first use, which costs more than trying to compress a small
-    /// chunk (so the store's many small uploads each paid it once).
-    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
 impl std::fmt::Debug for UploadState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upload")
@@ -187,17 +179,8 @@ impl UploadState {
             }
         }
         let scratch = &mut self.scratch;
-        let (compression, stored) = COMPRESSOR.with(|slot| {
-            let mut slot = slot.borrow_mut();
-            let compressor =
-                match &mut *slot {
-                    Some(compressor) => compressor,
-                    empty => empty.insert(zstd::bulk::Compressor::new(pack::ZSTD_LEVEL).map_err(
-                        |e| StoreError::io("creating a compressor", self.inner.dir.clone(), e),
-                    )?),
-                };
-            Ok::<_, StoreError>(pack::encode_chunk(compressor, plain, scratch))
-        })?;
+        let (compression, stored) = pack::encode_chunk(&self.inner.compressors, plain, scratch)
+            .map_err(|e| StoreError::io("creating a compressor", self.inner.dir.clone(), e))?;
         let header = EntryHeader {
             compression,
             plain_len: plain.len() as u32,
