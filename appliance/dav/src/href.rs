@@ -98,7 +98,9 @@ impl Mount {
 
     /// The href of `path`: an absolute, percent-encoded path; folders end with `/`.
     pub fn href(&self, path: &StorePath, is_dir: bool) -> String {
-        let mut href = self.prefix.clone();
+        // Sized for a path without escapes: a PROPFIND makes one href per entry.
+        let mut href = String::with_capacity(self.prefix.len() + path.byte_len() + 1);
+        href.push_str(&self.prefix);
         for segment in path.segments() {
             href.push('/');
             href.extend(utf8_percent_encode(segment, SEGMENT));

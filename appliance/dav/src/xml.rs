@@ -214,7 +214,12 @@ pub(crate) fn escape_text(text: &str) -> String {
 /// Appends `text` escaped as [`escape_text`] does; copies runs of plain bytes at once.
 pub(crate) fn escape_into(out: &mut String, text: &str) {
     let mut rest = text;
-    while let Some(at) = rest.find(['&', '<', '>', '\r']) {
+    // A byte scan: the characters escaped are ASCII, so their positions are char boundaries,
+    // and most names and hrefs have none (`str::find` with a char set decodes every char).
+    while let Some(at) = rest
+        .bytes()
+        .position(|b| matches!(b, b'&' | b'<' | b'>' | b'\r'))
+    {
         out.push_str(&rest[..at]);
         out.push_str(match rest.as_bytes()[at] {
             b'&' => "&amp;",

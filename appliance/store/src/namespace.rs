@@ -33,10 +33,16 @@ pub(crate) fn dir_etag(id: NodeId, seq: u64) -> String {
 }
 
 pub(crate) fn entry(id: NodeId, node: &NodeRec) -> Entry {
-    match &node.file {
+    into_entry(id, node.clone())
+}
+
+/// [`entry`] taking the record apart: a listing builds thousands of entries from records it
+/// owns, and each name and checksum copied is an allocation.
+pub(crate) fn into_entry(id: NodeId, node: NodeRec) -> Entry {
+    match node.file {
         Some(f) if node.kind == NodeKind::File => Entry {
             id,
-            name: node.name.clone(),
+            name: node.name,
             kind: EntryKind::File,
             size: f.size,
             mtime: time(node.mtime),
@@ -44,11 +50,11 @@ pub(crate) fn entry(id: NodeId, node: &NodeRec) -> Entry {
             etag: file_etag(&f.hash, node.mtime, f.version),
             content_hash: Some(f.hash),
             version: Some(f.version),
-            checksum: f.checksum.clone(),
+            checksum: f.checksum,
         },
         _ => Entry {
             id,
-            name: node.name.clone(),
+            name: node.name,
             kind: EntryKind::Dir,
             size: 0,
             mtime: time(node.mtime),
@@ -151,8 +157,8 @@ pub(crate) fn list(inner: &Inner, user: UserId, path: &StorePath) -> Result<Vec<
         let nodes = tables::nodes_of(&t.nodes, &ids)?;
         Ok(ids
             .iter()
-            .zip(&nodes)
-            .map(|(&id, n)| entry(id, n))
+            .zip(nodes)
+            .map(|(&id, n)| into_entry(id, n))
             .collect())
     })
 }

@@ -146,12 +146,14 @@ pub(crate) fn decode_chunk(
 /// makes an ETag per entry, and the formatting machinery cost ~2,500 instructions each.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    // Bytes first: `String::push` encodes each char as UTF-8, and a PROPFIND formats an ETag
+    // for every entry it lists.
+    let mut digits = vec![0u8; bytes.len() * 2];
+    for (pair, &b) in digits.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
     }
-    s
+    String::from_utf8(digits).expect("hex digits are ASCII")
 }
 
 #[cfg(test)]

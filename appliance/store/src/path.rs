@@ -92,9 +92,24 @@ impl StorePath {
         })
     }
 
-    /// This path with one more validated name.
+    /// This path with one more validated name (this path's names are valid already).
     pub fn join(&self, name: &str) -> Result<StorePath, PathError> {
-        Self::from_segments(self.segments.iter().cloned().chain([name.to_owned()]))
+        validate_name(name)?;
+        if self.byte_len() + name.len() + 1 > MAX_PATH_BYTES {
+            return Err(PathError::PathTooLong);
+        }
+        if self.segments.len() + 1 > MAX_DEPTH {
+            return Err(PathError::TooDeep);
+        }
+        let mut segments = Vec::with_capacity(self.segments.len() + 1);
+        segments.extend(self.segments.iter().cloned());
+        segments.push(name.to_owned());
+        Ok(StorePath { segments })
+    }
+
+    /// Bytes of the `/`-separated form: a slash and the name for each segment.
+    pub fn byte_len(&self) -> usize {
+        self.segments.iter().map(|s| s.len() + 1).sum()
     }
 
     /// True when `other` is this path or lies beneath it.
@@ -167,6 +182,27 @@ mod tests {
         assert_eq!(StorePath::parse(&deep), Err(PathError::TooDeep));
         let long = vec!["n".repeat(200); 30].join("/");
         assert_eq!(StorePath::parse(&long), Err(PathError::PathTooLong));
+    }
+
+    #[test]
+    fn join_checks_the_new_name_and_the_limits() {
+        let p = StorePath::parse("/Photos").expect("valid");
+        assert_eq!(p.join("a.jpg").expect("valid").to_string(), "/Photos/a.jpg");
+        assert_eq!(p.join(".."), Err(PathError::DotName("..".into())));
+        assert_eq!(p.join("a/b"), Err(PathError::ForbiddenCharacter));
+        let at_depth = StorePath::parse(&vec!["d"; MAX_DEPTH].join("/")).expect("valid");
+        assert_eq!(at_depth.join("e"), Err(PathError::TooDeep));
+        // 20 × 201 bytes: one more name of 120 passes 4096.
+        let nearly_long = StorePath::parse(&vec!["n".repeat(200); 20].join("/")).expect("valid");
+        assert_eq!(nearly_long.byte_len(), 4020);
+        assert_eq!(
+            nearly_long.join(&"m".repeat(74)).expect("fits").byte_len(),
+            4095
+        );
+        assert_eq!(
+            nearly_long.join(&"m".repeat(120)),
+            Err(PathError::PathTooLong)
+        );
     }
 
     #[test]
