@@ -238,8 +238,10 @@ impl MultiStatus {
     }
 
     /// A document expected to hold about `entries` responses (pre-sized, ~300 bytes each).
-    pub fn with_entries(entries: usize) -> Self {
-        let mut body = String::with_capacity(MULTISTATUS_START.len() + 64 + entries * 320);
+    /// A body sized for `entries` responses of about `entry_bytes` each: a listing of
+    /// thousands that outgrows its buffer copies megabytes to grow it.
+    pub fn with_entries(entries: usize, entry_bytes: usize) -> Self {
+        let mut body = String::with_capacity(MULTISTATUS_START.len() + 64 + entries * entry_bytes);
         body.push_str(MULTISTATUS_START);
         MultiStatus { body, found_at: 0 }
     }
