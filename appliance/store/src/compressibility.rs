@@ -66,19 +66,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-
-    fn random(len: usize, seed: u64) -> Vec<u8> {
-        // xorshift: enough for uniformly distributed bytes without a dependency.
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
+    use crate::test_support::noise;
 
     #[test]
     fn log2_is_close() {
@@ -99,7 +87,7 @@ mod tests {
             (1 << 20) + 12345,
         ] {
             assert!(
-                !worth_compressing(&random(len, len as u64)),
+                !worth_compressing(&noise(len as u64, len)),
                 "{len} random bytes"
             );
         }
@@ -110,14 +98,14 @@ mod tests {
         let text = "The quick brown fox jumps over the lazy dog. ".repeat(30_000);
         assert!(worth_compressing(text.as_bytes()));
         assert!(worth_compressing(&vec![0u8; 1 << 20]));
-        assert!(worth_compressing(&random(MIN_LEN - 1, 9)));
+        assert!(worth_compressing(&noise(9, MIN_LEN - 1)));
         assert!(worth_compressing(&[]));
     }
 
     #[test]
     fn random_bytes_with_a_compressible_half_go_to_zstd() {
         // Half zeros: zstd stores it in about half the size, and the estimate sees ~5 bits.
-        let mut data = random(1 << 20, 3);
+        let mut data = noise(3, 1 << 20);
         data[..1 << 19].fill(0);
         assert!(worth_compressing(&data));
     }
@@ -126,7 +114,7 @@ mod tests {
     fn what_the_guess_skips_zstd_would_have_stored_raw() {
         let mut zstd = zstd::bulk::Compressor::new(crate::pack::ZSTD_LEVEL).unwrap();
         for (len, seed) in [(4096, 1), (256 * 1024, 2), (1 << 20, 3)] {
-            let data = random(len, seed);
+            let data = noise(seed, len);
             assert!(!worth_compressing(&data));
             let compressed = zstd.compress(&data).unwrap();
             assert!(

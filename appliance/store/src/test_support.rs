@@ -18,3 +18,16 @@ pub(crate) fn read(store: &Store, user: u64, path: &str) -> Vec<u8> {
         .unwrap();
     out
 }
+
+/// `len` bytes that look random (xorshift, so a failure reproduces from its seed).
+pub(crate) fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
