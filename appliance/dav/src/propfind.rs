@@ -10,7 +10,7 @@ use crate::handler::{DavHandler, Inner, MAX_XML_BODY, Req};
 use crate::headers::{self, Depth};
 use crate::locks::Lock;
 use crate::ocprops;
-use crate::props::{Live, MultiStatus, dav, is_live, live_names, prop_element};
+use crate::props::{Live, LiveProp, MultiStatus, is_live, live_props, prop_element};
 use crate::status::DavError;
 use crate::xml::{self, DAV};
 
@@ -62,7 +62,7 @@ pub(crate) fn parse_propfind(body: &[u8]) -> Result<Wanted, DavError> {
 enum Source {
     /// Computed from the entry (`oc:`/`nc:` properties, `ocprops`).
     Computed,
-    Live,
+    Live(LiveProp),
     Dead,
 }
 
@@ -87,10 +87,8 @@ impl Asking {
                 .map(|n| {
                     if ocprops::is_computed(n) {
                         Source::Computed
-                    } else if is_live(n) {
-                        Source::Live
                     } else {
-                        Source::Dead
+                        LiveProp::of(n).map_or(Source::Dead, Source::Live)
                     }
                 })
                 .collect(),
@@ -113,14 +111,22 @@ impl Asking {
         }
     }
 
-    /// About how long one entry's response is: an href and the element around it, and each
-    /// property with its tags (the four the desktop clients ask for come to ~330 bytes; all
-    /// of the live ones, with the lock types, to ~740).
+    /// About how long one entry's response is without its href: the elements around it, and
+    /// each property with its tags (the four the desktop clients ask for come to ~310 bytes;
+    /// all of the live ones, with the lock types, to ~670).
     fn entry_bytes(&self) -> usize {
         match &self.wanted {
-            Wanted::Prop(names) => 100 + 60 * names.len(),
+            Wanted::Prop(names) => 120 + 60 * names.len(),
             Wanted::AllProp(_) | Wanted::PropName => 800,
         }
+    }
+
+    /// About how long the body listing a folder and its `children` is, each child's href being
+    /// the folder's (`folder_href` bytes) and its name: a listing of thousands that outgrows
+    /// its buffer copies megabytes to grow it.
+    fn body_bytes(&self, folder_href: usize, children: &[Entry]) -> usize {
+        let names: usize = children.iter().map(|c| c.name.len()).sum();
+        (children.len() + 1) * (self.entry_bytes() + folder_href) + names
     }
 }
 
@@ -148,7 +154,8 @@ impl DavHandler {
             } else {
                 Vec::new()
             };
-            let mut ms = MultiStatus::with_entries(children.len() + 1, asking.entry_bytes());
+            let folder_href = inner.mount.href(&path, true).len();
+            let mut ms = MultiStatus::with_capacity(asking.body_bytes(folder_href, &children));
             // Locks that may cover the folder or a child, looked up once: usually none.
             let mut locks = inner.locks.covering(user, &path);
             if !children.is_empty() {
@@ -201,10 +208,8 @@ fn describe(
     let out = ms.begin_response(&href);
     match &asking.wanted {
         Wanted::AllProp(include) => {
-            for name in live_names(entry) {
-                if !live.write(out, name) {
-                    out.push_str(&prop_element(&dav(name), None));
-                }
+            for prop in live_props(entry) {
+                live.write(out, prop);
             }
             for (name, value) in &dead {
                 out.push_str(&prop_element(name, Some(&dead_value(value))));
@@ -216,9 +221,9 @@ fn describe(
             }
         }
         Wanted::PropName => {
-            for name in live_names(entry) {
+            for prop in live_props(entry) {
                 out.push_str("<D:");
-                out.push_str(name);
+                out.push_str(prop.name());
                 out.push_str("/>");
             }
             for (name, _) in &dead {
@@ -239,7 +244,7 @@ fn describe(
             for (name, source) in names.iter().zip(&asking.sources) {
                 let found = match source {
                     Source::Computed => ocprops::write(out, name, &oc),
-                    Source::Live => live.write(out, &name.name),
+                    Source::Live(prop) => live.write(out, *prop),
                     Source::Dead => match dead.iter().find(|(d, _)| d == name) {
                         Some((_, v)) => {
                             out.push_str(&prop_element(name, Some(&dead_value(v))));
@@ -266,6 +271,7 @@ fn describe(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::props::dav;
 
     #[test]
     fn parses_requests() {

@@ -1,39 +1,82 @@
 //! Properties: the live ones we compute from store entries and locks, rendering of property
 //! elements, and the 207 Multi-Status body.
 
-use std::fmt::Write as _;
-use std::time::{Instant, UNIX_EPOCH};
-
-use httpdate::HttpDate;
+use std::time::Instant;
 
 use http::{Response, StatusCode, header};
 use percloud_store::{Entry, PropName, StorePath};
 
 use crate::body::{DavBody, full_body};
-use crate::dates::rfc3339;
+use crate::dates::{rfc1123_into, rfc3339_into};
 use crate::href::Mount;
 use crate::locks::Lock;
 use crate::status::status_line;
 use crate::xml::{DAV, escape_attr, escape_into, escape_text};
 
-/// Live properties we compute, all in the DAV: namespace.
-pub(crate) const LIVE: [&str; 9] = [
-    "resourcetype",
-    "getcontentlength",
-    "getlastmodified",
-    "creationdate",
-    "getetag",
-    "getcontenttype",
-    "displayname",
-    "supportedlock",
-    "lockdiscovery",
-];
+/// A live property: one we compute, all in the DAV: namespace. A request's names are matched
+/// to these once, not once per entry listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LiveProp {
+    ResourceType,
+    ContentLength,
+    LastModified,
+    CreationDate,
+    Etag,
+    ContentType,
+    DisplayName,
+    SupportedLock,
+    LockDiscovery,
+}
+
+impl LiveProp {
+    /// All of them, in the order `allprop` lists them.
+    pub const ALL: [LiveProp; 9] = [
+        LiveProp::ResourceType,
+        LiveProp::ContentLength,
+        LiveProp::LastModified,
+        LiveProp::CreationDate,
+        LiveProp::Etag,
+        LiveProp::ContentType,
+        LiveProp::DisplayName,
+        LiveProp::SupportedLock,
+        LiveProp::LockDiscovery,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LiveProp::ResourceType => "resourcetype",
+            LiveProp::ContentLength => "getcontentlength",
+            LiveProp::LastModified => "getlastmodified",
+            LiveProp::CreationDate => "creationdate",
+            LiveProp::Etag => "getetag",
+            LiveProp::ContentType => "getcontenttype",
+            LiveProp::DisplayName => "displayname",
+            LiveProp::SupportedLock => "supportedlock",
+            LiveProp::LockDiscovery => "lockdiscovery",
+        }
+    }
+
+    /// The live property called `name`, if it is one.
+    pub fn of(name: &PropName) -> Option<LiveProp> {
+        if name.namespace != DAV {
+            return None;
+        }
+        LiveProp::ALL.into_iter().find(|p| p.name() == name.name)
+    }
+
+    /// Whether it has a value for `entry` (folders have no length or type).
+    fn applies_to(self, entry: &Entry) -> bool {
+        !(entry.is_dir() && matches!(self, LiveProp::ContentLength | LiveProp::ContentType))
+    }
+}
 
 /// Whether `name` is one of our live (hence protected) properties.
 pub(crate) fn is_live(name: &PropName) -> bool {
-    name.namespace == DAV && LIVE.contains(&name.name.as_str())
+    LiveProp::of(name).is_some()
 }
 
+/// A `DAV:` property name (tests build requests with it).
+#[cfg(test)]
 pub(crate) fn dav(name: &str) -> PropName {
     PropName {
         namespace: DAV.to_owned(),
@@ -73,66 +116,47 @@ pub(crate) struct Live<'a> {
 }
 
 impl Live<'_> {
-    /// Appends the element of live property `name` (`<D:name>value</D:name>`, or `<D:name/>`
-    /// when the value is empty); `false`, writing nothing, when it does not apply (content
-    /// length of a folder) or is not a live property.
-    pub fn write(&self, out: &mut String, name: &str) -> bool {
+    /// Appends the element of live property `prop` (`<D:name>value</D:name>`, or
+    /// `<D:name/>` when the value is empty); `false`, writing nothing, when it does not apply
+    /// (content length of a folder).
+    pub fn write(&self, out: &mut String, prop: LiveProp) -> bool {
         let entry = self.entry;
-        let start = out.len();
+        if !prop.applies_to(entry) {
+            return false;
+        }
+        let name = prop.name();
         out.push_str("<D:");
         out.push_str(name);
         out.push('>');
         let value_at = out.len();
-        let applies = match name {
-            "resourcetype" => {
+        match prop {
+            LiveProp::ResourceType => {
                 if entry.is_dir() {
                     out.push_str("<D:collection/>");
                 }
-                true
             }
-            "getcontentlength" if !entry.is_dir() => {
-                let _ = write!(out, "{}", entry.size);
-                true
+            LiveProp::ContentLength => {
+                out.push_str(itoa::Buffer::new().format(entry.size));
             }
-            "getlastmodified" => {
-                let _ = write!(out, "{}", HttpDate::from(entry.mtime.max(UNIX_EPOCH)));
-                true
-            }
-            "creationdate" => {
-                out.push_str(&rfc3339(entry.created));
-                true
-            }
-            "getetag" => {
+            LiveProp::LastModified => rfc1123_into(out, entry.mtime),
+            LiveProp::CreationDate => rfc3339_into(out, entry.created),
+            LiveProp::Etag => {
                 out.push('"');
                 escape_into(out, &entry.etag);
                 out.push('"');
-                true
             }
-            "getcontenttype" if !entry.is_dir() => {
-                out.push_str(content_type(&entry.name));
-                true
-            }
-            "displayname" => {
-                escape_into(out, &entry.name);
-                true
-            }
-            "supportedlock" => {
-                out.push_str(SUPPORTED_LOCK);
-                true
-            }
+            LiveProp::ContentType => out.push_str(content_type(&entry.name)),
+            LiveProp::DisplayName => escape_into(out, &entry.name),
+            LiveProp::SupportedLock => out.push_str(SUPPORTED_LOCK),
             // A lock rooted above this resource is on a collection.
-            "lockdiscovery" => {
+            LiveProp::LockDiscovery => {
                 for l in self.locks {
                     let root_is_dir = l.root != *self.path || entry.is_dir();
                     out.push_str(&activelock(l, root_is_dir, self.mount));
                 }
-                true
             }
-            _ => false,
-        };
-        if !applies {
-            out.truncate(start);
-        } else if out.len() == value_at {
+        }
+        if out.len() == value_at {
             out.truncate(value_at - 1);
             out.push_str("/>");
         } else {
@@ -140,15 +164,13 @@ impl Live<'_> {
             out.push_str(name);
             out.push('>');
         }
-        applies
+        true
     }
 }
 
-/// The live property names that apply to `entry`.
-pub(crate) fn live_names(entry: &Entry) -> impl Iterator<Item = &'static str> + '_ {
-    LIVE.iter()
-        .copied()
-        .filter(|n| !(entry.is_dir() && matches!(*n, "getcontentlength" | "getcontenttype")))
+/// The live properties that apply to `entry`.
+pub(crate) fn live_props(entry: &Entry) -> impl Iterator<Item = LiveProp> + '_ {
+    LiveProp::ALL.into_iter().filter(|p| p.applies_to(entry))
 }
 
 const SUPPORTED_LOCK: &str = "<D:lockentry><D:lockscope><D:exclusive/></D:lockscope>\
@@ -181,36 +203,43 @@ pub(crate) fn activelock(lock: &Lock, root_is_dir: bool, mount: &Mount) -> Strin
 
 /// A Content-Type guessed from the file name's extension.
 pub fn content_type(name: &str) -> &'static str {
-    let ext = name
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
-    match ext.as_str() {
-        "txt" | "md" | "log" | "csv" => "text/plain; charset=utf-8",
-        "html" | "htm" => "text/html; charset=utf-8",
-        "css" => "text/css",
-        "js" => "text/javascript",
-        "json" => "application/json",
-        "xml" => "application/xml",
-        "pdf" => "application/pdf",
-        "zip" => "application/zip",
-        "gz" => "application/gzip",
-        "jpg" | "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "svg" => "image/svg+xml",
-        "heic" => "image/heic",
-        "mp3" => "audio/mpeg",
-        "ogg" => "audio/ogg",
-        "flac" => "audio/flac",
-        "mp4" => "video/mp4",
-        "webm" => "video/webm",
-        "mov" => "video/quicktime",
-        "doc" => "application/msword",
-        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "odt" => "application/vnd.oasis.opendocument.text",
+    // Lowered on the stack: no extension we know is longer than four letters.
+    let mut lower = [0u8; 4];
+    let ext = match name.rsplit_once('.') {
+        Some((_, ext)) if ext.len() <= lower.len() => {
+            let lower = &mut lower[..ext.len()];
+            lower.copy_from_slice(ext.as_bytes());
+            lower.make_ascii_lowercase();
+            &*lower
+        }
+        _ => &[],
+    };
+    match ext {
+        b"txt" | b"md" | b"log" | b"csv" => "text/plain; charset=utf-8",
+        b"html" | b"htm" => "text/html; charset=utf-8",
+        b"css" => "text/css",
+        b"js" => "text/javascript",
+        b"json" => "application/json",
+        b"xml" => "application/xml",
+        b"pdf" => "application/pdf",
+        b"zip" => "application/zip",
+        b"gz" => "application/gzip",
+        b"jpg" | b"jpeg" => "image/jpeg",
+        b"png" => "image/png",
+        b"gif" => "image/gif",
+        b"webp" => "image/webp",
+        b"svg" => "image/svg+xml",
+        b"heic" => "image/heic",
+        b"mp3" => "audio/mpeg",
+        b"ogg" => "audio/ogg",
+        b"flac" => "audio/flac",
+        b"mp4" => "video/mp4",
+        b"webm" => "video/webm",
+        b"mov" => "video/quicktime",
+        b"doc" => "application/msword",
+        b"docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        b"xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        b"odt" => "application/vnd.oasis.opendocument.text",
         _ => "application/octet-stream",
     }
 }
@@ -237,11 +266,9 @@ impl MultiStatus {
         }
     }
 
-    /// A document expected to hold about `entries` responses (pre-sized, ~300 bytes each).
-    /// A body sized for `entries` responses of about `entry_bytes` each: a listing of
-    /// thousands that outgrows its buffer copies megabytes to grow it.
-    pub fn with_entries(entries: usize, entry_bytes: usize) -> Self {
-        let mut body = String::with_capacity(MULTISTATUS_START.len() + 64 + entries * entry_bytes);
+    /// A document with room for `bytes` of responses.
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut body = String::with_capacity(MULTISTATUS_START.len() + 64 + bytes);
         body.push_str(MULTISTATUS_START);
         MultiStatus { body, found_at: 0 }
     }
@@ -349,5 +376,9 @@ mod tests {
         assert_eq!(content_type("a.JPG"), "image/jpeg");
         assert_eq!(content_type("noext"), "application/octet-stream");
         assert_eq!(content_type("notes.txt"), "text/plain; charset=utf-8");
+        assert_eq!(content_type("Report.DocX"), content_type("report.docx"));
+        assert_eq!(content_type("archive.tar.gz"), "application/gzip");
+        assert_eq!(content_type("long.extension"), "application/octet-stream");
+        assert_eq!(content_type("dot."), "application/octet-stream");
     }
 }

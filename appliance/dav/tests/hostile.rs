@@ -95,3 +95,32 @@ async fn hostile_destinations_and_headers() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
+
+/// A client chooses a file's modification time: one far in the future (here the year 12,675)
+/// is stored as the latest time the store can hold, and the file still downloads and lists,
+/// with the same valid HTTP date in both.
+#[tokio::test]
+async fn far_future_modification_times_still_list_and_download() {
+    let dav = Dav::new();
+    let req = http::Request::builder()
+        .method("PUT")
+        .uri("/dav/future.txt")
+        .header("x-oc-mtime", "337900000000")
+        .body(http_body_util::Full::new(Bytes::from_static(b"x")))
+        .expect("request");
+    let r = dav.finish(dav.handler.handle(dav.user, req).await).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let got = dav.get("/dav/future.txt").await;
+    assert_eq!(got.status, StatusCode::OK);
+    let date = got
+        .header("last-modified")
+        .expect("Last-Modified")
+        .to_owned();
+    let when = httpdate::parse_http_date(&date).expect("an HTTP date");
+    assert!(when > std::time::UNIX_EPOCH + std::time::Duration::from_secs(17_000_000_000));
+    let listing = dav.propfind("/dav/", "1", "").await.text();
+    assert!(
+        listing.contains(&format!("<D:getlastmodified>{date}</D:getlastmodified>")),
+        "{listing}"
+    );
+}
