@@ -3,14 +3,18 @@
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
+use http_body_util::BodyExt;
 use percloud_store::{Entry, PropName, StorePath, UserId};
+use tokio::sync::mpsc;
 
-use crate::body::{DavBody, read_limited};
+use crate::body::{ChannelBody, DavBody, read_limited};
 use crate::handler::{DavHandler, Inner, MAX_XML_BODY, Req};
 use crate::headers::{self, Depth};
 use crate::locks::Lock;
 use crate::ocprops;
-use crate::props::{Live, LiveProp, MultiStatus, is_live, live_props, prop_element};
+use crate::props::{
+    Live, LiveProp, MultiStatus, is_live, live_props, multistatus_response, prop_element,
+};
 use crate::status::DavError;
 use crate::xml::{self, DAV};
 
@@ -147,31 +151,132 @@ impl DavHandler {
         let content = read_limited(body, req.content_length(), MAX_XML_BODY).await?;
         let asking = Asking::new(parse_propfind(&content)?);
         let (user, path) = (req.user, req.path.clone());
-        self.blocking(move |inner| {
-            let entry = inner.store.stat(user, &path)?;
-            let children = if depth == Depth::One && entry.is_dir() {
-                inner.store.list(user, &path)?
-            } else {
-                Vec::new()
-            };
-            let folder_href = inner.mount.href(&path, true).len();
-            let mut ms = MultiStatus::with_capacity(asking.body_bytes(folder_href, &children));
-            // Locks that may cover the folder or a child, looked up once: usually none.
-            let mut locks = inner.locks.covering(user, &path);
-            if !children.is_empty() {
-                locks.extend(inner.locks.beneath(user, &path));
-            }
-            describe(inner, &mut ms, user, &path, &entry, &asking, &locks)?;
-            for child in &children {
-                let Ok(child_path) = path.join(&child.name) else {
-                    tracing::warn!(name = %child.name, "store listed an invalid name");
-                    continue;
+        let listed = self
+            .blocking(move |inner| {
+                let entry = inner.store.stat(user, &path)?;
+                let children = if depth == Depth::One && entry.is_dir() {
+                    inner.store.list(user, &path)?
+                } else {
+                    Vec::new()
                 };
-                describe(inner, &mut ms, user, &child_path, child, &asking, &locks)?;
-            }
-            Ok(ms.into_response())
-        })
-        .await
+                Ok(Listing {
+                    user,
+                    path,
+                    entry,
+                    children,
+                    asking,
+                })
+            })
+            .await?;
+        if listed.children.len() <= STREAM_AFTER {
+            return self
+                .blocking(move |inner| {
+                    let folder_href = inner.mount.href(&listed.path, true).len();
+                    let bytes = listed.asking.body_bytes(folder_href, &listed.children);
+                    let mut ms = MultiStatus::with_capacity(bytes);
+                    listed.write(inner, &mut ms, |_| Ok::<(), DavError>(()))?;
+                    Ok(ms.into_response())
+                })
+                .await;
+        }
+        // A long listing streams: the client reads the first responses while the rest are
+        // written, and the body in memory stays a few chunks however large the folder.
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut ms = MultiStatus::with_capacity(STREAM_CHUNK + listed.asking.entry_bytes());
+            let written = listed.write(&inner, &mut ms, |ms| {
+                if ms.len() < STREAM_CHUNK {
+                    return Ok(());
+                }
+                let chunk = Bytes::from(ms.take_written());
+                tx.blocking_send(Ok(chunk)).map_err(|_| ClientGone)?;
+                Ok(())
+            });
+            let last = match written {
+                Ok(()) => Ok(Bytes::from(ms.finish())),
+                // The 207 is on its way: all that is left is to cut the body short, which
+                // the client sees as a failed request.
+                Err(Stop::Failed(error)) => {
+                    tracing::warn!(status = %error.status, detail = %error.detail,
+                        path = %listed.path, "a streamed listing failed");
+                    Err(std::io::Error::other(error.detail))
+                }
+                Err(Stop::ClientGone) => return,
+            };
+            let _ = tx.blocking_send(last);
+        });
+        Ok(multistatus_response(ChannelBody::new(rx).boxed_unsync()))
+    }
+}
+
+/// Folders with more entries than this answer with a streamed body (chunked), smaller ones
+/// with a whole one (and a Content-Length).
+const STREAM_AFTER: usize = 256;
+/// About how much of a streamed listing is sent at a time.
+const STREAM_CHUNK: usize = 64 * 1024;
+/// Chunks written ahead of the client.
+const STREAM_QUEUE: usize = 4;
+
+/// Why writing a listing stopped before its end.
+enum Stop {
+    Failed(DavError),
+    ClientGone,
+}
+
+impl From<DavError> for Stop {
+    fn from(error: DavError) -> Self {
+        Stop::Failed(error)
+    }
+}
+
+/// The receiving end of a streamed listing went away.
+struct ClientGone;
+
+impl From<ClientGone> for Stop {
+    fn from(_: ClientGone) -> Self {
+        Stop::ClientGone
+    }
+}
+
+/// A resource and, for `Depth: 1` on a folder, its children: what a PROPFIND answers about.
+struct Listing {
+    user: UserId,
+    path: StorePath,
+    entry: Entry,
+    children: Vec<Entry>,
+    asking: Asking,
+}
+
+impl Listing {
+    /// Writes every response into `ms`, calling `flushed` after each one (a streamed body
+    /// sends what has been written from there).
+    fn write<E>(
+        &self,
+        inner: &Inner,
+        ms: &mut MultiStatus,
+        mut flushed: impl FnMut(&mut MultiStatus) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<DavError>,
+    {
+        let (user, path, asking) = (self.user, &self.path, &self.asking);
+        // Locks that may cover the folder or a child, looked up once: usually none.
+        let mut locks = inner.locks.covering(user, path);
+        if !self.children.is_empty() {
+            locks.extend(inner.locks.beneath(user, path));
+        }
+        describe(inner, ms, user, path, &self.entry, asking, &locks)?;
+        flushed(ms)?;
+        for child in &self.children {
+            let Ok(child_path) = path.join(&child.name) else {
+                tracing::warn!(name = %child.name, "store listed an invalid name");
+                continue;
+            };
+            describe(inner, ms, user, &child_path, child, asking, &locks)?;
+            flushed(ms)?;
+        }
+        Ok(())
     }
 }
 

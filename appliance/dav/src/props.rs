@@ -331,15 +331,40 @@ impl MultiStatus {
         self.body.push_str("</D:response>\n");
     }
 
-    pub fn into_response(mut self) -> Response<DavBody> {
-        self.body.push_str("</D:multistatus>\n");
-        xml_response(StatusCode::MULTI_STATUS, self.body)
+    /// How many bytes have been written and not yet taken.
+    pub fn len(&self) -> usize {
+        self.body.len()
     }
+
+    /// Takes what has been written so far, to send it: call between responses.
+    pub fn take_written(&mut self) -> String {
+        let room = self.body.capacity();
+        std::mem::replace(&mut self.body, String::with_capacity(room))
+    }
+
+    /// Closes the document: the rest of its text.
+    pub fn finish(mut self) -> String {
+        self.body.push_str("</D:multistatus>\n");
+        self.body
+    }
+
+    pub fn into_response(self) -> Response<DavBody> {
+        multistatus_response(full_body(self.finish()))
+    }
+}
+
+/// A 207 Multi-Status response with `body`.
+pub(crate) fn multistatus_response(body: DavBody) -> Response<DavBody> {
+    xml_body_response(StatusCode::MULTI_STATUS, body)
 }
 
 /// A response with an XML body.
 pub(crate) fn xml_response(status: StatusCode, body: String) -> Response<DavBody> {
-    let mut response = Response::new(full_body(body));
+    xml_body_response(status, full_body(body))
+}
+
+fn xml_body_response(status: StatusCode, body: DavBody) -> Response<DavBody> {
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

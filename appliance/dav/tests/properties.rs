@@ -129,3 +129,55 @@ async fn proppatch_of_protected_property_changes_nothing() {
     let r = dav.send("PROPPATCH", "/dav/missing", &[], "<propertyupdate xmlns='DAV:'><set><prop><a xmlns='urn:a'/></prop></set></propertyupdate>").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+/// A folder of more than a few hundred entries answers with a streamed body: every entry is
+/// listed once, the document is well-formed, and each response is exactly what a PROPFIND of
+/// that entry alone (a whole body) says.
+#[tokio::test]
+async fn long_listings_stream_the_same_responses() {
+    let dav = Dav::new();
+    dav.mkcol("/dav/many").await;
+    let count = 600;
+    for i in 0..count {
+        let r = dav.put(&format!("/dav/many/f{i:04}.txt"), "x").await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    // Streamed: no length known ahead, where a short listing has one.
+    for (path, streamed) in [("/dav/many/", true), ("/dav/many/f0000.txt", false)] {
+        let req = http::Request::builder()
+            .method("PROPFIND")
+            .uri(path)
+            .header("depth", "1")
+            .body(http_body_util::Full::new(Bytes::new()))
+            .expect("request");
+        let response = dav.handler.handle(dav.user, req).await;
+        let known = http_body::Body::size_hint(response.body()).exact();
+        assert_eq!(known.is_none(), streamed, "{path}: {known:?}");
+    }
+    let listing = dav.propfind("/dav/many/", "1", "").await;
+    assert_eq!(listing.status, StatusCode::MULTI_STATUS);
+    let text = listing.text();
+    assert!(
+        text.len() > 256 * 1024,
+        "{} bytes: too short to stream in chunks",
+        text.len()
+    );
+    let mut reader = quick_xml::Reader::from_str(&text);
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => panic!("not well-formed at {}: {e}", reader.buffer_position()),
+        }
+    }
+    assert!(text.ends_with("</D:multistatus>\n"));
+    assert_eq!(text.matches("<D:response>").count(), count + 1);
+    for i in 0..count {
+        let path = format!("/dav/many/f{i:04}.txt");
+        let alone = dav.propfind(&path, "0", "").await.text();
+        let start = alone.find("<D:response>").expect("a response");
+        let end = alone.rfind("</D:response>").expect("its end") + "</D:response>".len();
+        let response = &alone[start..end];
+        assert_eq!(text.matches(response).count(), 1, "{path}: {response}");
+    }
+}
