@@ -1,6 +1,7 @@
-//! A real sync client: rclone copies a tree of awkward names, empty files, deep folders and
-//! one large file up over WebDAV and back down; `rclone check` finds no difference on either
-//! side and the downloaded tree equals the original byte for byte.
+//! A real sync client: rclone copies a tree of awkward names, empty files, deep folders, a
+//! folder of 400 files (whose listing streams) and one large file up over WebDAV and back
+//! down; `rclone check` finds no difference on either side and the downloaded tree equals the
+//! original byte for byte.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -65,9 +66,19 @@ fn build_tree(root: &Path, big_file_bytes: u64) -> BTreeMap<PathBuf, blake3::Has
             add(folder.join(name), len, &mut rng);
         }
     }
+    // More entries than the server lists in one piece: its PROPFIND answer streams.
+    std::fs::create_dir_all(root.join("crowded folder")).expect("creating a folder");
+    for n in 0..CROWDED {
+        let name = format!("crowded folder/file {n} {}", AWKWARD[n % AWKWARD.len()]);
+        let len = rng.gen_range(0..200);
+        add(PathBuf::from(name), len, &mut rng);
+    }
     add(PathBuf::from("big file.bin"), big_file_bytes, &mut rng);
     files
 }
+
+/// Files in the crowded folder: above the 256 entries past which a listing streams.
+const CROWDED: usize = 400;
 
 /// Every file and folder under `root`, relative, with file contents hashed.
 fn scan(root: &Path) -> BTreeMap<PathBuf, Option<blake3::Hash>> {
