@@ -59,6 +59,15 @@ impl Chunker {
         last: bool,
         emit: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
+        // A file no longer than the smallest chunk is one chunk, the cut FastCDC would find;
+        // skipping it spares the small files its two gear tables (a heap copy each).
+        if last && self.buf.len() <= MIN_CHUNK {
+            if !self.buf.is_empty() {
+                emit(&self.buf)?;
+            }
+            self.buf.clear();
+            return Ok(());
+        }
         let cdc = FastCDC::new(
             &self.buf,
             MIN_CHUNK as u32,
@@ -140,5 +149,27 @@ mod tests {
     fn small_input_is_one_chunk() {
         assert_eq!(chunk_lens(b"hello", &mut || 2), vec![5]);
         assert!(chunk_lens(b"", &mut || 2).is_empty());
+    }
+
+    /// Around the smallest chunk, where small files skip FastCDC: the cuts are FastCDC's.
+    #[test]
+    fn files_near_the_smallest_chunk_cut_as_fastcdc_does() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for len in [
+            1,
+            4096,
+            MIN_CHUNK - 1,
+            MIN_CHUNK,
+            MIN_CHUNK + 1,
+            MIN_CHUNK + 70_000,
+        ] {
+            let mut data = vec![0u8; len];
+            rng.fill_bytes(&mut data);
+            let fastcdc: Vec<usize> =
+                FastCDC::new(&data, MIN_CHUNK as u32, AVG_CHUNK as u32, MAX_CHUNK as u32)
+                    .map(|c| c.length)
+                    .collect();
+            assert_eq!(chunk_lens(&data, &mut || 1000), fastcdc, "{len} bytes");
+        }
     }
 }

@@ -33,7 +33,11 @@ pub(crate) trait Record: Serialize + DeserializeOwned {
     }
 
     fn encode(&self) -> Result<Vec<u8>> {
-        postcard::to_extend(self, vec![Self::VERSION]).map_err(|e| StoreError::Corrupt {
+        // Room for the usual record: grown from one byte, the buffer was reallocated five
+        // times for each, and a small upload writes half a dozen records.
+        let mut buf = Vec::with_capacity(128);
+        buf.push(Self::VERSION);
+        postcard::to_extend(self, buf).map_err(|e| StoreError::Corrupt {
             what: Self::WHAT.to_owned(),
             detail: format!("cannot encode: {e}"),
         })
