@@ -151,7 +151,7 @@ impl DavHandler {
         let content = read_limited(body, req.content_length(), MAX_XML_BODY).await?;
         let asking = Asking::new(parse_propfind(&content)?);
         let (user, path) = (req.user, req.path.clone());
-        let listed = self
+        let answer = self
             .blocking(move |inner| {
                 let entry = inner.store.stat(user, &path)?;
                 let children = if depth == Depth::One && entry.is_dir() {
@@ -159,26 +159,27 @@ impl DavHandler {
                 } else {
                     Vec::new()
                 };
-                Ok(Listing {
+                let listed = Listing {
                     user,
                     path,
                     entry,
                     children,
                     asking,
-                })
+                };
+                if listed.children.len() > STREAM_AFTER {
+                    return Ok(Answer::Long(listed));
+                }
+                let folder_href = inner.mount.href(&listed.path, true).len();
+                let bytes = listed.asking.body_bytes(folder_href, &listed.children);
+                let mut ms = MultiStatus::with_capacity(bytes);
+                listed.write(inner, &mut ms, |_| Ok::<(), DavError>(()))?;
+                Ok(Answer::Whole(ms.into_response()))
             })
             .await?;
-        if listed.children.len() <= STREAM_AFTER {
-            return self
-                .blocking(move |inner| {
-                    let folder_href = inner.mount.href(&listed.path, true).len();
-                    let bytes = listed.asking.body_bytes(folder_href, &listed.children);
-                    let mut ms = MultiStatus::with_capacity(bytes);
-                    listed.write(inner, &mut ms, |_| Ok::<(), DavError>(()))?;
-                    Ok(ms.into_response())
-                })
-                .await;
-        }
+        let listed = match answer {
+            Answer::Whole(response) => return Ok(response),
+            Answer::Long(listed) => listed,
+        };
         // A long listing streams: the client reads the first responses while the rest are
         // written, and the body in memory stays a few chunks however large the folder.
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
@@ -217,6 +218,14 @@ const STREAM_AFTER: usize = 256;
 const STREAM_CHUNK: usize = 64 * 1024;
 /// Chunks written ahead of the client.
 const STREAM_QUEUE: usize = 4;
+
+/// A PROPFIND's answer as its first blocking step leaves it.
+enum Answer {
+    /// Written whole.
+    Whole(Response<DavBody>),
+    /// Listed, to be written as a stream.
+    Long(Listing),
+}
 
 /// Why writing a listing stopped before its end.
 enum Stop {
