@@ -144,9 +144,10 @@ class Box:
         finally:
             conn.close()
 
-    def api(self, method, path, payload=None, expect=200):
+    def api(self, method, path, payload=None, expect=200, timeout=20):
         body = None if payload is None else json.dumps(payload).encode()
-        status, headers, data = self.request(method, path, body, {"Content-Type": "application/json"})
+        status, headers, data = self.request(method, path, body, {"Content-Type": "application/json"},
+                                             timeout=timeout)
         if status != expect:
             fail(f"{method} {path}: {status} (wanted {expect}): {data[:300]!r}")
         cookie = headers.get("Set-Cookie") or headers.get("set-cookie")

@@ -3,9 +3,9 @@
 owner installs the rpi4-64 bundle over the update API, percloud writes slot B, arms the
 trial in autoboot.txt and restarts with reboot(2) RESTART2 "0 tryboot"; the image's kernel
 module percloud_tryboot sends the firmware property SET_REBOOT_FLAGS=1 (QEMU's mailbox
-model answers it) and the kernel restarts. The test then powers the board off and on (QEMU's
-reset of this model did not come back with usb-net plugged in while running) and reads the
-second boot's outcome from the console.
+model answers it) and the kernel restarts. QEMU's reset brings the board up again (on one TCG
+thread it did in every run; where it does not within 10 s, the test powers the board off and
+on), and the test reads the second boot's outcome from the console.
 
 What QEMU cannot show: it never runs the Pi GPU firmware, so nothing reads autoboot.txt or
 the tryboot flag. QEMU starts the same kernel again (slot A's, given with -kernel), and slot
@@ -130,7 +130,9 @@ def test_tryboot(image, bundle, force, run):
             if time.monotonic() - started > 300:
                 fail("the module never logged SET_REBOOT_FLAGS within 300 s of the install")
             try:
-                progress = box.api("GET", "/api/admin/update")["progress"]
+                # Short: while the guest restarts, the port forward holds a request until it
+                # times out, and the console lines below must be seen as they come.
+                progress = box.api("GET", "/api/admin/update", timeout=3)["progress"]
             except (OSError, AssertionError, ValueError, http.client.HTTPException):
                 progress = {"phase": "(no answer: restarting)"}
             if progress.get("phase") != phase:
@@ -144,23 +146,29 @@ def test_tryboot(image, bundle, force, run):
         results["install -> SET_REBOOT_FLAGS sent"] = time.monotonic() - started
         q.wait_console("Restarting system with command '0 tryboot'", 60, mark)
         note("the kernel restarts with \"0 tryboot\"")
-        # QEMU's raspi4b reset did not come back here once usb-net was plugged in while running
-        # (and unplugging
-        # it while the guest uses it aborts QEMU's dwc2 model), and QEMU runs no firmware to
-        # read the flag anyway: the test powers the board off and on, on the same SD card,
-        # without the network, and reads the second boot's outcome from the console.
+        restarted = mark + q.console_since(mark).index("Restarting system with command '0 tryboot'")
+        # QEMU runs no firmware to read the flag: whatever comes up next is slot A's kernel
+        # again. QEMU's reset of this model with usb-net plugged in came back in some runs and
+        # hung in others (and unplugging usb-net while the guest uses it aborts QEMU's dwc2
+        # model). When it has not come back within a few seconds the test powers the board off
+        # and on, on the same SD card, without the network, as a user pulling the plug would.
         try:
-            monitor(run, "quit")
-            q.proc.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-        q.kill()
-        q = Qemu(argv, os.path.join(run, "console.log"))
-        flagged = 0
-        # The same budget as the first boot's: before the early console, a loaded 2-core CI
-        # host showed the kernel's first console line 85-108 s after QEMU started.
-        q.wait_console("Booting Linux", 180, flagged)
-        note(f"powered on again: the kernel boots ({time.monotonic() - q.started:.1f} s to its first line)")
+            q.wait_console("Booting Linux", 10, restarted)
+            flagged = restarted
+            note("QEMU's reset came back: the kernel boots again")
+        except AssertionError:
+            try:
+                monitor(run, "quit")
+                q.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            q.kill()
+            q = Qemu(argv, os.path.join(run, "console.log"))
+            flagged = 0
+            # The same budget as the first boot's: before the early console, a loaded 2-core
+            # CI host showed the kernel's first console line 85-108 s after QEMU started.
+            q.wait_console("Booting Linux", 180, flagged)
+            note(f"powered on again: the kernel boots ({time.monotonic() - q.started:.1f} s to its first line)")
         q.wait_console("update rolled back", 240, flagged)
         results["install -> booted again, trial reported"] = time.monotonic() - started
         after = q.console_since(flagged)
