@@ -85,27 +85,25 @@ struct Asking {
 
 impl Asking {
     fn new(wanted: Wanted) -> Self {
-        let sources: Vec<Source> = match &wanted {
-            Wanted::Prop(names) => names
-                .iter()
-                .map(|n| {
-                    if ocprops::is_computed(n) {
-                        Source::Computed
-                    } else {
-                        LiveProp::of(n).map_or(Source::Dead, Source::Live)
-                    }
-                })
-                .collect(),
-            Wanted::AllProp(_) | Wanted::PropName => Vec::new(),
-        };
-        let (needs_dead, wants_size) = match &wanted {
-            Wanted::Prop(names) => (
-                sources.contains(&Source::Dead),
-                names
+        let (sources, needs_dead, wants_size) = match &wanted {
+            Wanted::Prop(names) => {
+                let sources: Vec<Source> = names
                     .iter()
-                    .any(|n| n.namespace == ocprops::OC && n.name == "size"),
-            ),
-            Wanted::AllProp(_) | Wanted::PropName => (true, false),
+                    .map(|n| {
+                        if ocprops::is_computed(n) {
+                            Source::Computed
+                        } else {
+                            LiveProp::of(n).map_or(Source::Dead, Source::Live)
+                        }
+                    })
+                    .collect();
+                let needs_dead = sources.contains(&Source::Dead);
+                let wants_size = names
+                    .iter()
+                    .any(|n| n.namespace == ocprops::OC && n.name == "size");
+                (sources, needs_dead, wants_size)
+            }
+            Wanted::AllProp(_) | Wanted::PropName => (Vec::new(), true, false),
         };
         Self {
             wanted,
