@@ -56,6 +56,8 @@ def main():
         (f"(1) upload {big}, MiB/s", rate("upload"), True),
         (f"(2) download {big}, MiB/s", rate("download"), True),
         ("(2b) download it again, MiB/s", rate("download-again"), True),
+        ("(2c) download after a restart (percloud hashes every byte), MiB/s",
+         rate("download-restarted"), True),
         (f"(3) upload {args.small_count} × 4 KiB, 4 connections, files/s",
          lambda s: med(s, "small", lambda r: r["files"] / r["seconds"]), True),
         ("(3b) the same over 16 connections, files/s",

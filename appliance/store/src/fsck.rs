@@ -74,6 +74,8 @@ fn verify_chunks(inner: &Inner, report: &mut FsckReport) -> Result<BTreeMap<Chun
             )
         });
         if let Err(e) = verified {
+            // Readers of this process must not go on trusting it.
+            inner.verified.forget(&(rec.pack, rec.offset, hash));
             let detail = match e {
                 StoreError::Corrupt { detail, .. } => detail,
                 other => other.to_string(),

@@ -13,6 +13,7 @@ use crate::group::CommitQueue;
 use crate::pack::{self, ENTRY_HEADER_LEN, EntryHeader, PACK_HEADER_LEN};
 use crate::records::{ChunkHash, ChunkRec, IdRec, Record};
 use crate::tables::{self, DbResult, ReadTables, TreeTables, WriteTables, get_rec};
+use crate::verified::VerifiedSet;
 use crate::{Result, StoreError, StoreOptions};
 
 /// redb's page cache; its default (1 GiB) is too much for a Raspberry Pi, and the kernel's
@@ -40,37 +41,10 @@ pub(crate) struct Inner {
     pub staged_hashers: Mutex<HashMap<u64, (u64, blake3::Hasher)>>,
     /// Uploads waiting to be committed together (group commit).
     pub commits: CommitQueue,
-    /// Raw chunks whose bytes a reader hashed since the process started.
+    /// Raw chunks known good recently: served without hashing again.
     pub verified: VerifiedSet,
     /// zstd contexts for the uploads' chunks.
     pub compressors: Compressors,
-}
-
-/// Raw chunks, by (pack, offset, hash), that a reader of this process verified already:
-/// later reads serve them without hashing again. Bounded: when full it starts over, so a
-/// chunk is re-verified at least every [`VerifiedSet::CAPACITY`] distinct verifications.
-/// Entries cannot go stale: compaction moves a chunk to a new (pack, offset), and pack ids
-/// are never reused. Corruption appearing later is found by the next process or by fsck.
-#[derive(Debug, Default)]
-pub(crate) struct VerifiedSet {
-    set: Mutex<HashSet<(PackId, u64, ChunkHash)>>,
-}
-
-impl VerifiedSet {
-    /// ~56 bytes each: at most about 1 MiB, covering 16 GiB of average (1 MiB) chunks.
-    pub const CAPACITY: usize = 16 * 1024;
-
-    pub fn contains(&self, key: &(PackId, u64, ChunkHash)) -> bool {
-        lock(&self.set).contains(key)
-    }
-
-    pub fn insert(&self, key: (PackId, u64, ChunkHash)) {
-        let mut set = lock(&self.set);
-        if set.len() >= Self::CAPACITY {
-            *set = HashSet::new();
-        }
-        set.insert(key);
-    }
 }
 
 impl std::fmt::Debug for Inner {

@@ -53,6 +53,7 @@ mod trash;
 mod upload;
 mod usage;
 mod users;
+mod verified;
 mod versions;
 
 pub use backend::{LocalDisk, PackBackend, PackId};

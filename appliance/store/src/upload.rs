@@ -188,6 +188,13 @@ impl UploadState {
             hash,
         };
         let (pack, offset) = self.inner.append_entry(&header, stored, &mut self.packs)?;
+        if compression == pack::COMPRESSION_NONE {
+            // The bytes just appended are the ones hashed above: a reader soon after would
+            // only check the page cache (see `crate::verified`).
+            self.inner
+                .verified
+                .insert_written((pack, offset, hash), header.plain_len);
+        }
         self.written.insert(
             hash,
             Written {
