@@ -9,6 +9,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 
+use crate::aead::AeadPreference;
 use crate::resolver::CertResolver;
 
 /// ALPN protocols offered by the listener, most preferred first; `acme-tls/1` only answers
@@ -28,13 +29,20 @@ pub(crate) fn certified_key(
     CertifiedKey::from_der(vec![cert], key, &provider()).map(Arc::new)
 }
 
-/// A server configuration presenting what `resolver` picks; TLS 1.2 and 1.3.
-pub(crate) fn server_config(resolver: Arc<CertResolver>) -> Result<ServerConfig, rustls::Error> {
-    let mut config = ServerConfig::builder_with_provider(provider())
+/// A server configuration presenting what `resolver` picks; TLS 1.2 and 1.3, cipher suites
+/// chosen as `preference` says.
+pub(crate) fn server_config(
+    resolver: Arc<CertResolver>,
+    preference: AeadPreference,
+) -> Result<ServerConfig, rustls::Error> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    let server_order = preference.apply(&mut provider);
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = ALPN.iter().map(|proto| proto.to_vec()).collect();
+    config.ignore_client_order = server_order;
     Ok(config)
 }
 

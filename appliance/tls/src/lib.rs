@@ -17,6 +17,7 @@
 //! Certificate dates come from the system clock: the caller should load after the clock
 //! is plausible (a Raspberry Pi has no RTC), or certificates may be issued for the wrong time.
 
+mod aead;
 mod ca;
 mod config;
 mod error;
@@ -32,6 +33,7 @@ use std::time::SystemTime;
 
 use rustls::pki_types::CertificateDer;
 
+pub use aead::AeadPreference;
 pub use error::TlsError;
 pub use files::TlsPaths;
 pub use identity::ServerIdentity;
@@ -80,7 +82,11 @@ impl Tls {
         let lan = config::certified_key(server.cert_der.clone(), server.key_der)
             .map_err(|source| TlsError::ServerConfig { source })?;
         let resolver = Arc::new(CertResolver::new(lan));
-        let config = config::server_config(resolver.clone())
+        let preference = AeadPreference::for_this_cpu();
+        if preference == AeadPreference::ChaCha20 {
+            tracing::info!("this CPU has no AES instructions: HTTPS prefers ChaCha20-Poly1305");
+        }
+        let config = config::server_config(resolver.clone(), preference)
             .map_err(|source| TlsError::ServerConfig { source })?;
 
         Ok(Tls {
@@ -120,9 +126,21 @@ impl Tls {
         self.resolver.clone()
     }
 
-    /// The rustls configuration for the HTTPS listener: ALPN `h2` and `http/1.1`, ring provider.
+    /// The rustls configuration for the HTTPS listener: ALPN `h2` and `http/1.1`, ring provider,
+    /// cipher suites preferred as [`AeadPreference::for_this_cpu`] says.
     pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
         Arc::clone(&self.config)
+    }
+
+    /// The same configuration with the cipher suites preferred as on another CPU (tests, and
+    /// measuring what a Pi would negotiate).
+    pub fn server_config_for(
+        &self,
+        preference: AeadPreference,
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        config::server_config(self.resolver.clone(), preference)
+            .map(Arc::new)
+            .map_err(|source| TlsError::ServerConfig { source })
     }
 
     /// The CA certificate in PEM form, for devices to download and trust.

@@ -5,18 +5,31 @@ use std::io::Cursor;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use percloud_tls::{ServerIdentity, Tls};
+use percloud_tls::{AeadPreference, ServerIdentity, Tls};
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConnection};
+use rustls::{CipherSuite, ClientConfig, ClientConnection, RootCertStore, ServerConnection};
 
 fn client_config(ca_pem: &str) -> Arc<ClientConfig> {
+    client_config_with(
+        ca_pem,
+        rustls::crypto::ring::default_provider(),
+        rustls::DEFAULT_VERSIONS,
+    )
+}
+
+/// A client trusting `ca_pem` with `provider`'s suites in its order (ring's lists AES-GCM
+/// first, as clients with AES hardware do) and `versions`.
+fn client_config_with(
+    ca_pem: &str,
+    provider: rustls::crypto::CryptoProvider,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
         roots.add(cert.expect("ca pem")).expect("add root");
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+    let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
         .expect("versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
@@ -24,10 +37,18 @@ fn client_config(ca_pem: &str) -> Arc<ClientConfig> {
     Arc::new(config)
 }
 
-/// Shuttles records between the two sides until both finish or one fails.
 fn handshake(tls: &Tls, name: ServerName<'static>) -> Result<ClientConnection, rustls::Error> {
-    let mut client = ClientConnection::new(client_config(tls.ca_pem()), name)?;
-    let mut server = ServerConnection::new(tls.server_config())?;
+    handshake_between(client_config(tls.ca_pem()), tls.server_config(), name)
+}
+
+/// Shuttles records between the two sides until both finish or one fails.
+fn handshake_between(
+    client: Arc<ClientConfig>,
+    server: Arc<rustls::ServerConfig>,
+    name: ServerName<'static>,
+) -> Result<ClientConnection, rustls::Error> {
+    let mut client = ClientConnection::new(client, name)?;
+    let mut server = ServerConnection::new(server)?;
     for _ in 0..20 {
         if !client.is_handshaking() && !server.is_handshaking() {
             return Ok(client);
@@ -142,4 +163,70 @@ fn handshake_fails_for_client_trusting_another_ca() {
     transfer_client_to_server(&mut client, &mut server).expect("client hello");
     let err = transfer_server_to_client(&mut server, &mut client).expect_err("unknown issuer");
     assert!(matches!(err, rustls::Error::InvalidCertificate(_)), "{err}");
+}
+
+#[test]
+fn a_box_without_aes_instructions_negotiates_chacha20_whatever_the_client_prefers() {
+    let (_data, tls) = box_tls();
+    let ring = rustls::crypto::ring::default_provider;
+    let aes_only = || {
+        let mut provider = ring();
+        provider.cipher_suites.retain(|s| {
+            !matches!(
+                s.suite(),
+                CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
+                    | CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+                    | CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+            )
+        });
+        provider
+    };
+    let tls12: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+    let cases = [
+        (
+            AeadPreference::ClientOrder,
+            ring(),
+            rustls::DEFAULT_VERSIONS,
+            CipherSuite::TLS13_AES_256_GCM_SHA384,
+        ),
+        (
+            AeadPreference::ChaCha20,
+            ring(),
+            rustls::DEFAULT_VERSIONS,
+            CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+        ),
+        (
+            AeadPreference::ChaCha20,
+            ring(),
+            tls12,
+            CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+        // A client without ChaCha20 still gets in, with AES-GCM.
+        (
+            AeadPreference::ChaCha20,
+            aes_only(),
+            rustls::DEFAULT_VERSIONS,
+            CipherSuite::TLS13_AES_256_GCM_SHA384,
+        ),
+    ];
+    for (preference, provider, versions, expected) in cases {
+        let client = client_config_with(tls.ca_pem(), provider, versions);
+        let server = tls.server_config_for(preference).expect("server config");
+        let name = ServerName::try_from("percloud.local").expect("name");
+        let connection = handshake_between(client, server, name).expect("handshake");
+        let suite = connection.negotiated_cipher_suite().map(|s| s.suite());
+        assert_eq!(suite, Some(expected), "{preference:?}");
+    }
+
+    // The listener's own configuration is the one for this CPU.
+    let expected = match AeadPreference::for_this_cpu() {
+        AeadPreference::ClientOrder => CipherSuite::TLS13_AES_256_GCM_SHA384,
+        AeadPreference::ChaCha20 => CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+    };
+    let connection =
+        handshake(&tls, ServerName::try_from("percloud.local").expect("name")).expect("handshake");
+    assert_eq!(
+        connection.negotiated_cipher_suite().map(|s| s.suite()),
+        Some(expected)
+    );
 }
