@@ -42,7 +42,7 @@ impl VerifiedSet {
     pub const WINDOW: Duration = Duration::from_secs(10 * 60);
     /// Written chunks shorter than this are not remembered: hashing one costs less than the
     /// request that reads it, and thousands of small files would crowd the larger chunks out.
-    /// Every chunk of a file of more than one chunk is longer (the chunker's minimum is 256 KiB).
+    /// A file's chunks are at least 256 KiB (the chunker's minimum), all but its last one.
     pub const MIN_WRITTEN: u32 = 128 * 1024;
 
     pub fn new(window: Duration) -> VerifiedSet {
