@@ -34,7 +34,8 @@ impl Default for VerifiedSet {
 }
 
 impl VerifiedSet {
-    /// ~70 bytes each: at most about 1.1 MiB, covering 16 GiB of average (1 MiB) chunks.
+    /// Covers 16 GiB of average (1 MiB) chunks; when full, the table holds 32 Ki buckets of
+    /// 64 bytes and a control byte each: about 2 MiB.
     pub const CAPACITY: usize = 16 * 1024;
     /// How long a chunk stays trusted: long enough for the user's other devices to fetch what
     /// one of them just uploaded (a sync client polls every 30 s or is told at once), short

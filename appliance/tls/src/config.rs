@@ -35,7 +35,7 @@ pub(crate) fn server_config(
     resolver: Arc<CertResolver>,
     preference: AeadPreference,
 ) -> Result<ServerConfig, rustls::Error> {
-    let mut provider = rustls::crypto::ring::default_provider();
+    let mut provider = Arc::unwrap_or_clone(provider());
     let server_order = preference.apply(&mut provider);
     let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
         .with_safe_default_protocol_versions()?
